@@ -1,0 +1,80 @@
+/*
+ * Internal: the XMPP stream parser (expat underneath).
+ *
+ * Feed it bytes in chunks of any size (one byte at a time included). It
+ * reports the stream header, each complete top-level element (a "stanza",
+ * depth 1 under the stream root) as soon as its last byte has been fed, and
+ * the end of the stream. Namespaces are resolved.
+ *
+ * Limits are enforced while parsing: a stanza whose serialized input exceeds
+ * `max_stanza` bytes, or nesting deeper than `max_depth` (the stream root is
+ * depth 0, a stanza depth 1), stops the parser with a stream error. So do
+ * DOCTYPE declarations, comments, processing instructions (other than the
+ * XML declaration), invalid UTF-8, XML versions other than 1.0, and
+ * anything expat considers not well-formed.
+ *
+ * After an error, kith__parser_feed() keeps returning the same error and no
+ * callback fires again.
+ */
+#ifndef KITH_XML_PARSER_H
+#define KITH_XML_PARSER_H
+
+#include <stddef.h>
+#include "kith/ctx.h"
+#include "kith/stanza.h"
+
+#define KITH_PARSER_DEFAULT_MAX_STANZA (256u * 1024u)
+#define KITH_PARSER_DEFAULT_MAX_DEPTH 32u
+
+typedef struct kith__parser kith__parser_t;
+
+typedef struct kith__parser_cbs {
+  /* The stream root opened. `root` is an element with the root's name,
+   * namespace and attributes, and no children; borrowed for the call. */
+  void (*stream_start)(void *ud, const kith_stanza_t *root);
+  /* A complete top-level element. Ownership passes to the callback. */
+  void (*stanza)(void *ud, kith_stanza_t *stanza);
+  /* The stream root closed (</stream:stream>). */
+  void (*stream_end)(void *ud);
+} kith__parser_cbs_t;
+
+kith_status_t kith__parser_new(kith_ctx_t *ctx, const kith__parser_cbs_t *cbs,
+                               void *ud, kith__parser_t **out);
+void kith__parser_free(kith__parser_t *p);
+
+/* Set the limits (0 keeps the current value). Takes effect at once. */
+void kith__parser_set_limits(kith__parser_t *p, size_t max_stanza,
+                             unsigned max_depth);
+
+/*
+ * Feed `len` bytes. Callbacks fire from inside this call. Returns KITH_OK,
+ * or on a stream error KITH_EXML (not-well-formed / restricted XML /
+ * encoding problems) or KITH_ELIMIT (a limit was hit), or KITH_ENOMEM.
+ * It is safe for a callback to call kith__parser_reset() or
+ * kith__parser_stop(); feeding stops after the current element.
+ */
+kith_status_t kith__parser_feed(kith__parser_t *p, const char *data,
+                                size_t len);
+
+/*
+ * Start over for a new stream (after STARTTLS or SASL success). Bytes still
+ * unparsed from the previous feed call are discarded. Safe to call from a
+ * callback.
+ */
+kith_status_t kith__parser_reset(kith__parser_t *p);
+
+/* Stop delivering callbacks for the rest of the current feed call; the
+ * parser stays usable (used by the session when it tears down). */
+void kith__parser_stop(kith__parser_t *p);
+
+/*
+ * After an error: the RFC 6120 stream error condition to send to the peer
+ * ("not-well-formed", "restricted-xml", "policy-violation",
+ * "unsupported-encoding", "unsupported-version", "invalid-xml",
+ * "resource-constraint"), and a human-readable detail. NULL before any
+ * error.
+ */
+const char *kith__parser_error_condition(const kith__parser_t *p);
+const char *kith__parser_error_text(const kith__parser_t *p);
+
+#endif /* KITH_XML_PARSER_H */
