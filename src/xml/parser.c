@@ -1,0 +1,1020 @@
+/*
+ * The XMPP stream parser on top of expat, and kith_stanza_parse().
+ *
+ * Input flows: caller -> UTF-8 check and tag lexer (scan) -> a small hold
+ * buffer -> expat -> the handlers below, which build stanza trees.
+ *
+ * Why the hold buffer: reparse deferral is switched off so that a stanza is
+ * delivered the moment its last byte arrives, but without deferral expat
+ * rescans an unfinished token from its start on every call, which is
+ * quadratic when a large start tag trickles in a few bytes at a time
+ * (CVE-2023-52425). So bytes go to expat at once only up to the last '>'
+ * that closes markup (which the lexer finds); any rest is held until more
+ * markup closes or the held bytes outgrow what expat would rescan, which
+ * keeps the total work linear while delivery stays immediate.
+ *
+ * Stream error conditions (RFC 6120 4.9.3 and 11):
+ *   DOCTYPE, comment, processing instruction, entity declaration or a
+ *     reference to an entity other than the predefined five: restricted-xml
+ *     (4.9.3.18, 11.1).
+ *   An XML declaration with version 1.x other than 1.0: restricted-xml.
+ *     XMPP is defined only for XML 1.0 (11.8); 4.9.3.25 unsupported-version
+ *     is about the stream header's 'version' attribute, which is the
+ *     session's to check, and an XML 1.1 document is well-formed XML, so
+ *     neither not-well-formed nor unsupported-version describes it; using
+ *     XML outside XMPP's XML profile is what restricted-xml is for. Version
+ *     numbers that are not 1.x are not XML: not-well-formed.
+ *   An encoding other than UTF-8 declared, or bytes that are not valid
+ *     UTF-8: unsupported-encoding (4.9.3.22 names "violating the rules of
+ *     the UTF-8 encoding" explicitly; 11.6).
+ *   A stanza over max_stanza bytes or nesting over max_depth:
+ *     policy-violation (DESIGN.md, "Limits that protect memory").
+ *   Out of memory: resource-constraint (4.9.3.17).
+ *   Anything else expat rejects (including unbound prefixes): not-well-formed
+ *     (4.9.3.13, 11.3).
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include <expat.h>
+
+#include "kith_config.h"
+#include "core/buf.h"
+#include "core/ctx.h"
+#include "xml/chars.h"
+#include "xml/parser.h"
+#include "xml/stanza.h"
+
+#define NS_SEP '|'
+/* Held bytes go to expat when they reach this much, or more (see above). */
+#define HOLD_MIN 4096u
+/* Bytes kept for later when a callback stops the parser, beyond the limit
+ * on one stanza. */
+#define PENDING_EXTRA (64u * 1024u)
+
+enum halt { HALT_NONE, HALT_STOP, HALT_ERROR, HALT_RESET };
+
+/* Tag lexer states: enough of XML's syntax to know which '>' ends markup. */
+enum lex {
+  LX_TEXT,
+  LX_LT,      /* after '<' */
+  LX_TAG,     /* start or end tag */
+  LX_SQ,      /* in a '...' attribute value */
+  LX_DQ,      /* in a "..." attribute value */
+  LX_BANG,    /* after "<!" */
+  LX_COMMENT, /* ends with "-->" */
+  LX_CDATA,   /* ends with "]]>" */
+  LX_PI,      /* ends with "?>" */
+  LX_DECL     /* <!DOCTYPE ...>: ends with '>' */
+};
+
+struct kith__parser {
+  kith_ctx_t *ctx;
+  XML_Parser xp;
+  kith__parser_cbs_t cbs;
+  void *ud;
+  size_t max_stanza;
+  unsigned max_depth;
+  int fragment; /* kith_stanza_parse(): the document element is a stanza */
+
+  /* The tree being built. */
+  unsigned level;        /* open elements, the stream root included */
+  kith_stanza_t *top;    /* the stanza being built */
+  kith_stanza_t *cur;    /* its innermost open element */
+  kith_stanza_t *result; /* fragment mode: the parsed element */
+  kith__buf_t text;      /* character data not yet in the tree */
+  kith__attr_t *scratch; /* attribute list handed to kith__stanza_make */
+  size_t scratch_cap;
+  kith__ns_t *last_ns; /* namespace most recently seen, for sharing */
+
+  /* Byte offsets since the start of the stream. */
+  uint64_t received;     /* accepted from the caller */
+  uint64_t given;        /* passed to expat */
+  uint64_t mark;         /* end of the last stanza or inter-stanza text */
+  uint64_t stanza_start; /* first byte of the stanza being built */
+  uint64_t event_end;    /* end of the last event expat reported */
+
+  kith__buf_t hold;    /* scanned bytes not yet given to expat */
+  kith__buf_t pending; /* unscanned bytes kept by kith__parser_stop() */
+  unsigned char lex, lex_run;
+  kith__utf8_t utf8;
+
+  int in_feed, in_expat, halt;
+  int stopped;      /* a callback stopped the parser; resume on next feed */
+  int xp_suspended; /* expat is suspended (XML_StopParser resumable) */
+  int deferred_end; /* stream_end to deliver on resume */
+
+  kith_status_t status;
+  const char *cond;
+  char errtext[160];
+};
+
+/* ------------------------------------------------------------------ */
+/* expat's memory through the kith context                             */
+
+/*
+ * expat's allocator hooks take no user pointer, so the context is passed in
+ * a thread-local variable around each expat call that may allocate, and
+ * every block remembers its context in a header for realloc and free. This
+ * puts expat's buffers under the application's allocator and limits too.
+ */
+static _Thread_local kith_ctx_t *xm_ctx;
+
+typedef union xm_header {
+  kith_ctx_t *ctx;
+  max_align_t align;
+} xm_header_t;
+
+static void *xm_malloc(size_t size)
+{
+  xm_header_t *h;
+
+  if (size > SIZE_MAX - sizeof(*h))
+    return NULL;
+  h = kith__malloc(xm_ctx, sizeof(*h) + size);
+  if (h == NULL)
+    return NULL;
+  h->ctx = xm_ctx;
+  return h + 1;
+}
+
+static void *xm_realloc(void *ptr, size_t size)
+{
+  xm_header_t *h;
+
+  if (ptr == NULL)
+    return xm_malloc(size);
+  if (size > SIZE_MAX - sizeof(*h))
+    return NULL;
+  h = (xm_header_t *)ptr - 1;
+  h = kith__realloc(h->ctx, h, sizeof(*h) + size);
+  return h ? h + 1 : NULL;
+}
+
+static void xm_free(void *ptr)
+{
+  xm_header_t *h;
+
+  if (ptr == NULL)
+    return;
+  h = (xm_header_t *)ptr - 1;
+  kith__free(h->ctx, h);
+}
+
+static const XML_Memory_Handling_Suite xm_suite = {xm_malloc, xm_realloc,
+                                                   xm_free};
+
+/* ------------------------------------------------------------------ */
+/* Errors                                                              */
+
+static void fail(kith__parser_t *p, kith_status_t status, const char *cond,
+                 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* Record the first error and stop expat. A pending reset wins: it throws
+ * the stream away, errors included. */
+static void fail(kith__parser_t *p, kith_status_t status, const char *cond,
+                 const char *fmt, ...)
+{
+  va_list ap;
+
+  if (p->status != KITH_OK || p->halt == HALT_RESET)
+    return;
+  p->status = status;
+  p->cond = cond;
+  va_start(ap, fmt);
+  vsnprintf(p->errtext, sizeof(p->errtext), fmt, ap);
+  va_end(ap);
+  p->halt = HALT_ERROR;
+  if (p->in_expat)
+    XML_StopParser(p->xp, XML_FALSE);
+  kith__debug(p->ctx, "xml", "stream error %s: %s", cond, p->errtext);
+}
+
+static void fail_nomem(kith__parser_t *p)
+{
+  fail(p, KITH_ENOMEM, "resource-constraint", "out of memory");
+}
+
+static void fail_expat(kith__parser_t *p)
+{
+  enum XML_Error e = XML_GetErrorCode(p->xp);
+  const char *cond = "not-well-formed";
+  kith_status_t status = KITH_EXML;
+
+  switch (e) {
+  case XML_ERROR_NO_MEMORY:
+    fail_nomem(p);
+    return;
+  case XML_ERROR_UNDEFINED_ENTITY:
+  case XML_ERROR_RECURSIVE_ENTITY_REF:
+  case XML_ERROR_BINARY_ENTITY_REF:
+  case XML_ERROR_ASYNC_ENTITY:
+  case XML_ERROR_PARAM_ENTITY_REF:
+  case XML_ERROR_EXTERNAL_ENTITY_HANDLING:
+  case XML_ERROR_ENTITY_DECLARED_IN_PE:
+    cond = "restricted-xml";
+    break;
+  case XML_ERROR_UNKNOWN_ENCODING:
+  case XML_ERROR_INCORRECT_ENCODING:
+    cond = "unsupported-encoding";
+    break;
+  default:
+    break;
+  }
+  fail(p, status, cond, "%s at line %lu, column %lu", XML_ErrorString(e),
+       (unsigned long)XML_GetCurrentLineNumber(p->xp),
+       (unsigned long)XML_GetCurrentColumnNumber(p->xp));
+}
+
+/* ------------------------------------------------------------------ */
+/* Handlers                                                            */
+
+static void mark_event(kith__parser_t *p)
+{
+  p->event_end = (uint64_t)XML_GetCurrentByteIndex(p->xp) +
+                 (uint64_t)XML_GetCurrentByteCount(p->xp);
+}
+
+/* Move buffered character data into the open element. */
+static int flush_text(kith__parser_t *p)
+{
+  if (p->text.len == 0)
+    return 0;
+  if (kith__stanza_append_text(p->cur, p->text.data, p->text.len) !=
+      KITH_OK) {
+    fail_nomem(p);
+    return -1;
+  }
+  kith__buf_reset(&p->text);
+  return 0;
+}
+
+/* A reference for namespace uri[0..len): the parent's or the last one seen
+ * when equal, so that a roster's items share one string. */
+static kith__ns_t *ns_lookup(kith__parser_t *p, const char *uri, size_t len)
+{
+  kith__ns_t *ns;
+
+  if (p->cur && kith__ns_is(p->cur->ns, uri, len))
+    return kith__ns_ref(p->cur->ns);
+  if (kith__ns_is(p->last_ns, uri, len))
+    return kith__ns_ref(p->last_ns);
+  ns = kith__ns_new(p->ctx, uri, len);
+  if (ns) {
+    kith__ns_unref(p->last_ns);
+    p->last_ns = kith__ns_ref(ns);
+  }
+  return ns;
+}
+
+/* Turn expat's NULL-terminated name/value list into p->scratch. */
+static int collect_attrs(kith__parser_t *p, const XML_Char **atts, size_t *n)
+{
+  size_t count = 0, i;
+
+  while (atts[2 * count])
+    count++;
+  if (count > p->scratch_cap) {
+    kith__attr_t *a = kith__realloc(p->ctx, p->scratch, count * sizeof(*a));
+
+    if (a == NULL)
+      return -1;
+    p->scratch = a;
+    p->scratch_cap = count;
+  }
+  for (i = 0; i < count; i++) {
+    p->scratch[i].name = atts[2 * i];
+    p->scratch[i].value = atts[2 * i + 1];
+  }
+  *n = count;
+  return 0;
+}
+
+/* Build the element for an expat start event ("URI|local" or "local"). */
+static kith_stanza_t *make_element(kith__parser_t *p, const XML_Char *name,
+                                   const XML_Char **atts)
+{
+  const char *bar = strrchr(name, NS_SEP), *local = bar ? bar + 1 : name;
+  kith__ns_t *ns = NULL;
+  kith_stanza_t *el;
+  size_t n;
+
+  if (bar) {
+    ns = ns_lookup(p, name, (size_t)(bar - name));
+    if (ns == NULL)
+      goto nomem;
+  } else if (p->cur && p->cur->ns && p->cur->ns->len) {
+    /* No namespace under a parent that has one (xmlns=''): say so with
+     * "", since NULL would mean "inherit" to the serializer. */
+    ns = ns_lookup(p, "", 0);
+    if (ns == NULL)
+      goto nomem;
+  }
+  if (collect_attrs(p, atts, &n) != 0) {
+    kith__ns_unref(ns);
+    goto nomem;
+  }
+  if (kith__stanza_make(p->ctx, local, strlen(local), ns, p->scratch, n,
+                        &el) != KITH_OK)
+    goto nomem;
+  return el;
+
+nomem:
+  fail_nomem(p);
+  return NULL;
+}
+
+static void deliver_root(kith__parser_t *p, kith_stanza_t *root)
+{
+  p->mark = p->event_end;
+  if (p->cbs.stream_start)
+    p->cbs.stream_start(p->ud, root);
+  kith_stanza_free(root);
+}
+
+static void XMLCALL on_start(void *ud, const XML_Char *name,
+                             const XML_Char **atts)
+{
+  kith__parser_t *p = ud;
+  unsigned depth = p->level + (p->fragment ? 1u : 0u);
+  kith_stanza_t *el;
+
+  if (p->halt != HALT_NONE)
+    return;
+  mark_event(p);
+  if (depth > p->max_depth) {
+    fail(p, KITH_ELIMIT, "policy-violation",
+         "elements nested deeper than %u levels", p->max_depth);
+    return;
+  }
+  if (flush_text(p) != 0)
+    return;
+  el = make_element(p, name, atts);
+  if (el == NULL)
+    return;
+  p->level++;
+  if (depth == 0) {
+    deliver_root(p, el);
+    return;
+  }
+  if (depth == 1) {
+    p->top = el;
+    p->stanza_start = (uint64_t)XML_GetCurrentByteIndex(p->xp);
+    p->mark = p->stanza_start;
+  } else {
+    kith__stanza_append(p->cur, el);
+  }
+  p->cur = el;
+  if (p->event_end - p->stanza_start > p->max_stanza)
+    fail(p, KITH_ELIMIT, "policy-violation", "stanza exceeds %zu bytes",
+         p->max_stanza);
+}
+
+static void deliver_stanza(kith__parser_t *p)
+{
+  kith_stanza_t *st = p->top;
+
+  p->top = NULL;
+  p->mark = p->event_end;
+  if (p->fragment)
+    p->result = st;
+  else if (p->cbs.stanza)
+    p->cbs.stanza(p->ud, st);
+  else
+    kith_stanza_free(st);
+}
+
+static void XMLCALL on_end(void *ud, const XML_Char *name)
+{
+  kith__parser_t *p = ud;
+  unsigned depth;
+
+  (void)name;
+  /* expat still reports the end of an empty root after a callback stopped
+   * the parser in stream_start; it is delivered on resume. */
+  if (p->halt == HALT_STOP && !p->fragment && p->level == 1) {
+    p->level = 0;
+    p->deferred_end = 1;
+    return;
+  }
+  if (p->halt != HALT_NONE)
+    return;
+  mark_event(p);
+  depth = p->level - 1 + (p->fragment ? 1u : 0u);
+  if (flush_text(p) != 0)
+    return;
+  p->level--;
+  if (depth == 0) {
+    p->mark = p->event_end;
+    if (p->cbs.stream_end)
+      p->cbs.stream_end(p->ud);
+    return;
+  }
+  p->cur = p->cur->node.parent;
+  if (depth > 1)
+    return;
+  if (p->event_end - p->stanza_start > p->max_stanza) {
+    fail(p, KITH_ELIMIT, "policy-violation", "stanza exceeds %zu bytes",
+         p->max_stanza);
+    return;
+  }
+  deliver_stanza(p);
+}
+
+static void XMLCALL on_text(void *ud, const XML_Char *s, int len)
+{
+  kith__parser_t *p = ud;
+  kith_status_t rc;
+
+  if (p->halt != HALT_NONE)
+    return;
+  mark_event(p);
+  if (p->cur == NULL) {
+    /* Whitespace between stanzas (keepalives): not part of any stanza. */
+    p->mark = p->event_end;
+    return;
+  }
+  rc = kith__buf_add(&p->text, s, (size_t)len);
+  if (rc == KITH_ELIMIT)
+    fail(p, KITH_ELIMIT, "policy-violation", "stanza exceeds %zu bytes",
+         p->max_stanza);
+  else if (rc != KITH_OK)
+    fail_nomem(p);
+}
+
+static void XMLCALL on_xml_decl(void *ud, const XML_Char *version,
+                                const XML_Char *encoding, int standalone)
+{
+  kith__parser_t *p = ud;
+
+  (void)standalone;
+  if (p->halt != HALT_NONE || version == NULL)
+    return;
+  mark_event(p);
+  if (strcmp(version, "1.0") != 0) {
+    if (strncmp(version, "1.", 2) == 0)
+      fail(p, KITH_EXML, "restricted-xml",
+           "XML version %.16s is not XML 1.0 (RFC 6120 11.8)", version);
+    else
+      fail(p, KITH_EXML, "not-well-formed", "bad XML version %.16s",
+           version);
+    return;
+  }
+  if (encoding && strcasecmp(encoding, "UTF-8") != 0)
+    fail(p, KITH_EXML, "unsupported-encoding",
+         "encoding %.32s is not UTF-8 (RFC 6120 11.6)", encoding);
+}
+
+static void XMLCALL on_doctype(void *ud, const XML_Char *name,
+                               const XML_Char *sysid, const XML_Char *pubid,
+                               int has_internal_subset)
+{
+  (void)name;
+  (void)sysid;
+  (void)pubid;
+  (void)has_internal_subset;
+  fail(ud, KITH_EXML, "restricted-xml", "DOCTYPE is not allowed");
+}
+
+static void XMLCALL on_comment(void *ud, const XML_Char *data)
+{
+  (void)data;
+  fail(ud, KITH_EXML, "restricted-xml", "comments are not allowed");
+}
+
+static void XMLCALL on_pi(void *ud, const XML_Char *target,
+                          const XML_Char *data)
+{
+  (void)target;
+  (void)data;
+  fail(ud, KITH_EXML, "restricted-xml",
+       "processing instructions are not allowed");
+}
+
+static void XMLCALL on_entity_decl(void *ud, const XML_Char *name, int is_pe,
+                                   const XML_Char *value, int value_len,
+                                   const XML_Char *base,
+                                   const XML_Char *sysid,
+                                   const XML_Char *pubid,
+                                   const XML_Char *notation)
+{
+  (void)name;
+  (void)is_pe;
+  (void)value;
+  (void)value_len;
+  (void)base;
+  (void)sysid;
+  (void)pubid;
+  (void)notation;
+  fail(ud, KITH_EXML, "restricted-xml", "entity declarations are not allowed");
+}
+
+/* ------------------------------------------------------------------ */
+/* expat instances                                                     */
+
+static XML_Parser xp_create(kith__parser_t *p)
+{
+  static const XML_Char sep[] = {NS_SEP, '\0'};
+  kith_ctx_t *saved = xm_ctx;
+  XML_Parser xp;
+
+  xm_ctx = p->ctx;
+  /* Naming UTF-8 here makes expat ignore the encoding the document
+   * declares (checked in on_xml_decl) and never guess UTF-16. */
+  xp = XML_ParserCreate_MM("UTF-8", &xm_suite, sep);
+  xm_ctx = saved;
+  if (xp == NULL)
+    return NULL;
+  XML_SetUserData(xp, p);
+  XML_SetElementHandler(xp, on_start, on_end);
+  XML_SetCharacterDataHandler(xp, on_text);
+  XML_SetXmlDeclHandler(xp, on_xml_decl);
+  XML_SetStartDoctypeDeclHandler(xp, on_doctype);
+  XML_SetCommentHandler(xp, on_comment);
+  XML_SetProcessingInstructionHandler(xp, on_pi);
+  XML_SetEntityDeclHandler(xp, on_entity_decl);
+  XML_SetParamEntityParsing(xp, XML_PARAM_ENTITY_PARSING_NEVER);
+#ifdef KITH_HAVE_XML_SETREPARSEDEFERRALENABLED
+  XML_SetReparseDeferralEnabled(xp, XML_FALSE);
+#endif
+  return xp;
+}
+
+/* After an expat call: note suspension, translate expat's own errors. */
+static void after_expat(kith__parser_t *p, enum XML_Status st)
+{
+  if (st == XML_STATUS_SUSPENDED)
+    p->xp_suspended = 1;
+  else if (st == XML_STATUS_ERROR &&
+           XML_GetErrorCode(p->xp) != XML_ERROR_ABORTED)
+    fail_expat(p);
+}
+
+/* Pass n bytes to expat. */
+static void give(kith__parser_t *p, const char *s, size_t n, int final)
+{
+  kith_ctx_t *saved = xm_ctx;
+  enum XML_Status st;
+  void *b = NULL;
+
+  if (n > (size_t)INT32_MAX) {
+    fail(p, KITH_ELIMIT, "policy-violation", "input chunk too large");
+    return;
+  }
+  xm_ctx = p->ctx;
+  if (n)
+    b = XML_GetBuffer(p->xp, (int)n);
+  if (n && b == NULL) {
+    xm_ctx = saved;
+    fail_expat(p);
+    return;
+  }
+  if (n)
+    memcpy(b, s, n);
+  p->given += n;
+  p->in_expat = 1;
+  st = XML_ParseBuffer(p->xp, (int)n, final ? XML_TRUE : XML_FALSE);
+  p->in_expat = 0;
+  xm_ctx = saved;
+  after_expat(p, st);
+}
+
+static void give_hold(kith__parser_t *p)
+{
+  if (p->hold.len == 0 || p->halt != HALT_NONE)
+    return;
+  give(p, p->hold.data, p->hold.len, 0);
+  kith__buf_reset(&p->hold);
+}
+
+/* ------------------------------------------------------------------ */
+/* Scanning and limits                                                 */
+
+static void lex_close(unsigned char *lex, size_t *last, size_t i)
+{
+  *lex = LX_TEXT;
+  *last = i + 1;
+}
+
+/*
+ * Check n bytes for UTF-8 and run the tag lexer over the valid ones.
+ * Returns how many bytes are valid; *closes gets the offset just after the
+ * last '>' that ends markup (0 if none).
+ */
+static size_t scan(kith__parser_t *p, const char *s, size_t n, size_t *closes)
+{
+  size_t ok = kith__utf8_scan(&p->utf8, (const unsigned char *)s, n), i;
+  unsigned char lex = p->lex, run = p->lex_run;
+
+  *closes = 0;
+  for (i = 0; i < ok; i++) {
+    char c = s[i];
+
+    switch (lex) {
+    case LX_TEXT:
+      if (c == '<')
+        lex = LX_LT;
+      break;
+    case LX_LT:
+      if (c == '!' || c == '?') {
+        lex = c == '!' ? LX_BANG : LX_PI;
+        run = 0;
+        break;
+      }
+      lex = LX_TAG;
+      /* fall through */
+    case LX_TAG:
+      if (c == '\'')
+        lex = LX_SQ;
+      else if (c == '"')
+        lex = LX_DQ;
+      else if (c == '>')
+        lex_close(&lex, closes, i);
+      break;
+    case LX_SQ:
+      if (c == '\'')
+        lex = LX_TAG;
+      break;
+    case LX_DQ:
+      if (c == '"')
+        lex = LX_TAG;
+      break;
+    case LX_BANG:
+      lex = c == '-' ? LX_COMMENT : c == '[' ? LX_CDATA : LX_DECL;
+      if (c == '>')
+        lex_close(&lex, closes, i);
+      break;
+    case LX_COMMENT:
+    case LX_CDATA:
+      /* "-->" or "]]>": count the dashes or brackets before a '>'. */
+      if (c == (lex == LX_COMMENT ? '-' : ']'))
+        run = run < 2 ? run + 1 : 2;
+      else if (c == '>' && run == 2)
+        lex_close(&lex, closes, i);
+      else
+        run = 0;
+      break;
+    case LX_PI:
+      if (c == '>' && run)
+        lex_close(&lex, closes, i);
+      else
+        run = c == '?';
+      break;
+    default: /* LX_DECL */
+      if (c == '>')
+        lex_close(&lex, closes, i);
+      break;
+    }
+  }
+  p->lex = lex;
+  p->lex_run = run;
+  return ok;
+}
+
+static uint64_t add_sat(uint64_t a, uint64_t b)
+{
+  return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+/* Where the bytes counted against the limit start, and how many may
+ * follow. Inside a stanza that is exact. Between stanzas the next stanza's
+ * start is not known until its start tag is complete, so whitespace held
+ * before it is allowed for with HOLD_MIN bytes of slack; the exact check
+ * follows when the start tag is parsed. */
+static uint64_t limit_end(const kith__parser_t *p)
+{
+  if (p->cur)
+    return add_sat(p->stanza_start, p->max_stanza);
+  return add_sat(add_sat(p->mark, p->max_stanza), HOLD_MIN);
+}
+
+static void check_running(kith__parser_t *p)
+{
+  if (p->halt == HALT_NONE && p->received > limit_end(p))
+    fail(p, KITH_ELIMIT, "policy-violation", "stanza exceeds %zu bytes",
+         p->max_stanza);
+}
+
+/* Hold no more than what expat would rescan if given the bytes now. */
+static size_t hold_threshold(const kith__parser_t *p)
+{
+  uint64_t partial = p->given - p->event_end;
+
+  if (partial < HOLD_MIN)
+    return HOLD_MIN;
+  return partial > SIZE_MAX ? SIZE_MAX : (size_t)partial;
+}
+
+/* Keep the unscanned rest of the input after kith__parser_stop(). */
+static void stash(kith__parser_t *p, const char *s, size_t n)
+{
+  kith_status_t rc = kith__buf_add(&p->pending, s, n);
+
+  if (rc == KITH_ELIMIT) {
+    p->halt = HALT_NONE;
+    fail(p, KITH_ELIMIT, "policy-violation",
+         "too much input while the parser is stopped");
+  } else if (rc != KITH_OK) {
+    p->halt = HALT_NONE;
+    fail_nomem(p);
+  }
+}
+
+/*
+ * Feed input through scan, hold and expat, slice by slice; no slice goes
+ * more than one byte past the stanza limit before the limit is checked.
+ */
+static void pump(kith__parser_t *p, const char *data, size_t len)
+{
+  size_t off = 0;
+
+  while (off < len && p->halt == HALT_NONE) {
+    const char *s = data + off;
+    uint64_t end = limit_end(p);
+    size_t n = len - off, ok, closes, now, done = 0;
+
+    /* Limits may have been lowered since the last check. */
+    check_running(p);
+    if (p->halt != HALT_NONE)
+      return;
+    if (end - p->received < n)
+      n = (size_t)(end - p->received) + 1;
+    ok = scan(p, s, n, &closes);
+    p->received += ok;
+    now = ok < n ? ok : closes;
+    if (now) {
+      give_hold(p);
+      if (p->halt == HALT_NONE) {
+        give(p, s, now, 0);
+        done = now;
+      }
+    }
+    if (p->halt == HALT_ERROR || p->halt == HALT_RESET)
+      return;
+    if (done < ok && kith__buf_add(&p->hold, s + done, ok - done) != KITH_OK) {
+      fail_nomem(p);
+      return;
+    }
+    if (p->halt == HALT_STOP) {
+      stash(p, s + ok, len - off - ok);
+      return;
+    }
+    if (ok < n) {
+      fail(p, KITH_EXML, "unsupported-encoding",
+           "invalid UTF-8 at byte %llu", (unsigned long long)p->received);
+      return;
+    }
+    if (p->hold.len >= hold_threshold(p))
+      give_hold(p);
+    check_running(p);
+    off += ok;
+  }
+}
+
+/* ------------------------------------------------------------------ */
+/* Life cycle                                                          */
+
+static void clear_state(kith__parser_t *p)
+{
+  kith_stanza_free(p->top);
+  kith_stanza_free(p->result);
+  kith__ns_unref(p->last_ns);
+  p->top = p->cur = p->result = NULL;
+  p->last_ns = NULL;
+  p->level = 0;
+  kith__buf_reset(&p->text);
+  kith__buf_reset(&p->hold);
+  kith__buf_free(&p->pending);
+  p->received = p->given = p->mark = p->stanza_start = p->event_end = 0;
+  p->lex = LX_TEXT;
+  p->lex_run = 0;
+  memset(&p->utf8, 0, sizeof(p->utf8));
+  p->halt = HALT_NONE;
+  p->stopped = p->xp_suspended = p->deferred_end = 0;
+  p->status = KITH_OK;
+  p->cond = NULL;
+  p->errtext[0] = '\0';
+}
+
+static size_t pending_cap(size_t max_stanza)
+{
+  return max_stanza > SIZE_MAX / 4 - PENDING_EXTRA
+             ? SIZE_MAX / 4
+             : 2 * max_stanza + PENDING_EXTRA;
+}
+
+static kith_status_t parser_new(kith_ctx_t *ctx, const kith__parser_cbs_t *cbs,
+                                void *ud, int fragment, kith__parser_t **out)
+{
+  kith__parser_t *p;
+
+  *out = NULL;
+  p = kith__calloc(ctx, 1, sizeof(*p));
+  if (p == NULL)
+    return KITH_ENOMEM;
+  p->ctx = ctx;
+  if (cbs)
+    p->cbs = *cbs;
+  p->ud = ud;
+  p->fragment = fragment;
+  p->max_stanza = KITH_PARSER_DEFAULT_MAX_STANZA;
+  p->max_depth = KITH_PARSER_DEFAULT_MAX_DEPTH;
+  kith__buf_init(&p->text, ctx, p->max_stanza);
+  kith__buf_init(&p->hold, ctx, SIZE_MAX / 4);
+  kith__buf_init(&p->pending, ctx, pending_cap(p->max_stanza));
+  p->xp = xp_create(p);
+  if (p->xp == NULL) {
+    kith__free(ctx, p);
+    return KITH_ENOMEM;
+  }
+  *out = p;
+  return KITH_OK;
+}
+
+kith_status_t kith__parser_new(kith_ctx_t *ctx, const kith__parser_cbs_t *cbs,
+                               void *ud, kith__parser_t **out)
+{
+  if (out == NULL)
+    return KITH_EINVAL;
+  return parser_new(ctx, cbs, ud, 0, out);
+}
+
+void kith__parser_free(kith__parser_t *p)
+{
+  if (p == NULL)
+    return;
+  clear_state(p);
+  kith__buf_free(&p->text);
+  kith__buf_free(&p->hold);
+  kith__free(p->ctx, p->scratch);
+  XML_ParserFree(p->xp);
+  kith__free(p->ctx, p);
+}
+
+void kith__parser_set_limits(kith__parser_t *p, size_t max_stanza,
+                             unsigned max_depth)
+{
+  if (p == NULL)
+    return;
+  if (max_stanza) {
+    p->max_stanza = max_stanza;
+    p->text.cap = max_stanza;
+    p->pending.cap = pending_cap(max_stanza);
+  }
+  if (max_depth)
+    p->max_depth = max_depth;
+}
+
+/* Start a new stream now. A fresh expat instance is made first, so that
+ * running out of memory leaves a parser that reports it, not a broken one
+ * (XML_ParserReset cannot report a failed allocation). */
+static kith_status_t do_reset(kith__parser_t *p)
+{
+  XML_Parser xp = xp_create(p);
+
+  clear_state(p);
+  if (xp == NULL) {
+    fail_nomem(p);
+    return KITH_ENOMEM;
+  }
+  XML_ParserFree(p->xp);
+  p->xp = xp;
+  return KITH_OK;
+}
+
+kith_status_t kith__parser_reset(kith__parser_t *p)
+{
+  if (p == NULL)
+    return KITH_EINVAL;
+  if (!p->in_feed)
+    return do_reset(p);
+  /* From a callback: expat is on the stack, so the reset waits until the
+   * feed call unwinds; the rest of that call's input is discarded. */
+  p->halt = HALT_RESET;
+  if (p->in_expat)
+    XML_StopParser(p->xp, XML_FALSE);
+  return KITH_OK;
+}
+
+void kith__parser_stop(kith__parser_t *p)
+{
+  if (p == NULL || !p->in_feed || p->halt != HALT_NONE)
+    return;
+  p->halt = HALT_STOP;
+  if (p->in_expat)
+    XML_StopParser(p->xp, XML_TRUE);
+}
+
+/* Continue after a stop: first what expat and the stop left over, then the
+ * new input (already appended to p->pending). */
+static void resume(kith__parser_t *p)
+{
+  kith__buf_t q;
+
+  p->stopped = 0;
+  if (p->deferred_end) {
+    p->deferred_end = 0;
+    if (p->cbs.stream_end)
+      p->cbs.stream_end(p->ud);
+    if (p->halt != HALT_NONE)
+      return;
+  }
+  if (p->xp_suspended) {
+    kith_ctx_t *saved = xm_ctx;
+    enum XML_Status st;
+
+    p->xp_suspended = 0;
+    xm_ctx = p->ctx;
+    p->in_expat = 1;
+    st = XML_ResumeParser(p->xp);
+    p->in_expat = 0;
+    xm_ctx = saved;
+    after_expat(p, st);
+    if (p->halt != HALT_NONE)
+      return;
+  }
+  q = p->pending;
+  kith__buf_init(&p->pending, p->ctx, q.cap);
+  pump(p, q.data, q.len);
+  kith__buf_free(&q);
+}
+
+kith_status_t kith__parser_feed(kith__parser_t *p, const char *data,
+                                size_t len)
+{
+  if (p == NULL || (data == NULL && len))
+    return KITH_EINVAL;
+  if (p->in_feed)
+    return KITH_ESTATE;
+  if (p->status != KITH_OK)
+    return p->status;
+  p->in_feed = 1;
+  p->halt = HALT_NONE;
+  if (p->stopped) {
+    /* Queue the new bytes behind what the stop left, then resume. */
+    stash(p, data, len);
+    if (p->halt == HALT_NONE)
+      resume(p);
+  } else {
+    pump(p, data, len);
+  }
+  p->in_feed = 0;
+  if (p->halt == HALT_RESET)
+    return do_reset(p);
+  if (p->halt == HALT_STOP)
+    p->stopped = 1;
+  if (p->halt != HALT_ERROR)
+    p->halt = HALT_NONE;
+  return p->status;
+}
+
+const char *kith__parser_error_condition(const kith__parser_t *p)
+{
+  return p ? p->cond : NULL;
+}
+
+const char *kith__parser_error_text(const kith__parser_t *p)
+{
+  return p && p->cond ? p->errtext : NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* One standalone element                                              */
+
+kith_status_t kith_stanza_parse(kith_ctx_t *ctx, const char *xml, size_t len,
+                                kith_stanza_t **out)
+{
+  kith__parser_t *p;
+  kith_status_t rc;
+
+  if (out == NULL)
+    return KITH_EINVAL;
+  *out = NULL;
+  if (xml == NULL && len)
+    return KITH_EINVAL;
+  rc = parser_new(ctx, NULL, NULL, 1, &p);
+  if (rc != KITH_OK)
+    return rc;
+  p->in_feed = 1;
+  pump(p, xml, len);
+  give_hold(p);
+  if (p->halt == HALT_NONE)
+    give(p, NULL, 0, 1);
+  p->in_feed = 0;
+  rc = p->status;
+  if (rc == KITH_OK && p->result == NULL) {
+    /* expat reports a missing element as an error at the final call, so
+     * this is only reached if that ever changes. */
+    rc = KITH_EXML;
+  }
+  if (rc == KITH_OK) {
+    *out = p->result;
+    p->result = NULL;
+  }
+  kith__parser_free(p);
+  return rc;
+}

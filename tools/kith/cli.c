@@ -1,0 +1,598 @@
+/*
+ * kith CLI: shared helpers (reporting, targets, sessions, the loop).
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* kith_run_once() takes at most this many connections per call. */
+#define CLI_MAX_SESSIONS 16
+/* The loop never sleeps longer than this, so Ctrl-C is noticed promptly
+ * even when the signal lands outside poll(2). */
+#define CLI_TICK_MS 100
+
+volatile sig_atomic_t cli_interrupted = 0;
+
+static void on_signal(int sig)
+{
+  (void)sig;
+  if (cli_interrupted < 100)
+    cli_interrupted++;
+}
+
+void cli_install_signals(void)
+{
+  struct sigaction sa;
+
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  /* No SA_RESTART: poll(2) should return at once with EINTR. */
+  sa.sa_flags = 0;
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+}
+
+uint64_t cli_now_ms(void)
+{
+  struct timespec ts;
+
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+double cli_now_exact_ms(void)
+{
+  struct timespec ts;
+
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+const char *cli_cmd_opt(const cli_t *cli, int val)
+{
+  const char *arg = NULL;
+  size_t i;
+
+  for (i = 0; i < cli->n_cmd_opts; i++)
+    if (cli->cmd_opts[i].val == val)
+      arg = cli->cmd_opts[i].arg;
+  return arg;
+}
+
+int cli_cmd_flag(const cli_t *cli, int val)
+{
+  size_t i;
+
+  for (i = 0; i < cli->n_cmd_opts; i++)
+    if (cli->cmd_opts[i].val == val)
+      return 1;
+  return 0;
+}
+
+/* ---- Reporting ---------------------------------------------------------- */
+
+static void print_json(json_t *obj)
+{
+  /* Six significant digits keep rtt_ms readable (1.23457, not
+   * 1.2345678900000001). */
+  json_dumpf(obj, stdout, JSON_COMPACT | JSON_REAL_PRECISION(6));
+  fputc('\n', stdout);
+  fflush(stdout);
+}
+
+int cli_fail(const cli_t *cli, kith_status_t status, const char *fmt, ...)
+{
+  char msg[1024];
+  va_list ap;
+  const char *cmd = cli && cli->cmd ? cli->cmd->name : NULL;
+
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof(msg), fmt, ap);
+  va_end(ap);
+  fflush(stdout);
+  fprintf(stderr, "kith: %s%s%s\n", cmd ? cmd : "", cmd ? ": " : "", msg);
+  if (cli && cli->json) {
+    json_t *obj = json_pack(
+        "{s:s, s:s?, s:s?, s:s}", "event", "error", "command", cmd, "status",
+        status != KITH_OK ? kith_status_name(status) : NULL, "message", msg);
+    if (obj) {
+      print_json(obj);
+      json_decref(obj);
+    }
+  }
+  return CLI_EXIT_FAIL;
+}
+
+int cli_usage_error(const cli_t *cli, const char *fmt, ...)
+{
+  char msg[1024];
+  va_list ap;
+  const char *cmd = cli && cli->cmd ? cli->cmd->name : NULL;
+
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof(msg), fmt, ap);
+  va_end(ap);
+  fflush(stdout);
+  if (cmd)
+    fprintf(stderr, "kith: %s: %s (see 'kith %s --help')\n", cmd, msg, cmd);
+  else
+    fprintf(stderr, "kith: %s (see 'kith --help')\n", msg);
+  return CLI_EXIT_USAGE;
+}
+
+void cli_warn(const char *fmt, ...)
+{
+  va_list ap;
+
+  fflush(stdout);
+  fputs("kith: warning: ", stderr);
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fputc('\n', stderr);
+}
+
+void cli_print(const cli_t *cli, json_t *obj, const char *fmt, ...)
+{
+  va_list ap;
+
+  if (cli->json) {
+    if (obj) {
+      print_json(obj);
+      json_decref(obj);
+    }
+    return;
+  }
+  json_decref(obj);
+  va_start(ap, fmt);
+  vfprintf(stdout, fmt, ap);
+  va_end(ap);
+  fputc('\n', stdout);
+  fflush(stdout);
+}
+
+/* ---- Connection targets ------------------------------------------------- */
+
+static const char *parse_port(const char *s, unsigned *port)
+{
+  char *end;
+  unsigned long v;
+
+  if (*s < '0' || *s > '9')
+    return "the port is not a number";
+  errno = 0;
+  v = strtoul(s, &end, 10);
+  if (errno || *end != '\0' || v == 0 || v > 65535)
+    return "the port must be a number from 1 to 65535";
+  *port = (unsigned)v;
+  return NULL;
+}
+
+const char *cli_parse_server(const char *spec, char *host, size_t host_size,
+                             unsigned *port)
+{
+  const char *colon, *end = NULL, *start = spec;
+  size_t len;
+
+  *port = 0;
+  if (spec[0] == '[') {
+    /* "[v6]" or "[v6]:port" */
+    end = strchr(spec, ']');
+    if (end == NULL)
+      return "missing ']' after an IPv6 address";
+    start = spec + 1;
+    if (end[1] == ':') {
+      const char *err = parse_port(end + 2, port);
+      if (err)
+        return err;
+    } else if (end[1] != '\0') {
+      return "expected ':PORT' after ']'";
+    }
+  } else {
+    colon = strchr(spec, ':');
+    /* More than one colon and no brackets: a bare IPv6 address. */
+    if (colon && strchr(colon + 1, ':') == NULL) {
+      const char *err = parse_port(colon + 1, port);
+      if (err)
+        return err;
+      end = colon;
+    } else {
+      end = spec + strlen(spec);
+    }
+  }
+  len = (size_t)(end - start);
+  if (len == 0)
+    return "the host is empty";
+  if (len >= host_size)
+    return "the host name is too long";
+  memcpy(host, start, len);
+  host[len] = '\0';
+  return NULL;
+}
+
+/* A component domain is a JID with only a domainpart. */
+static int check_component(const cli_t *cli, const char *domain)
+{
+  kith_jid_t *j = NULL;
+  const char *reason = NULL;
+  int bad;
+
+  if (kith_jid_parse(NULL, domain, &j, &reason) != KITH_OK)
+    return cli_usage_error(cli, "invalid component domain '%s': %s", domain,
+                           reason ? reason : "malformed");
+  bad = kith_jid_local(j) != NULL || kith_jid_resource(j) != NULL;
+  kith_jid_free(j);
+  if (bad)
+    return cli_usage_error(cli, "--component takes a bare domain, not '%s'",
+                           domain);
+  return CLI_EXIT_OK;
+}
+
+static int component_target(const cli_t *cli, cli_target_t *t)
+{
+  const char *secret;
+  int rc;
+
+  if (cli->jid)
+    return cli_usage_error(cli, "--jid and --component exclude each other");
+  if (cli->secret_env == NULL)
+    return cli_usage_error(cli, "--component needs --secret-env VAR (the "
+                                "secret is read from the environment)");
+  if (cli->server == NULL)
+    return cli_usage_error(cli, "--component needs --server HOST[:PORT]");
+  rc = check_component(cli, cli->component);
+  if (rc != CLI_EXIT_OK)
+    return rc;
+  secret = getenv(cli->secret_env);
+  if (secret == NULL || *secret == '\0')
+    return cli_usage_error(cli,
+                           "environment variable %s (from --secret-env) is "
+                           "not set",
+                           cli->secret_env);
+  t->component = cli->component;
+  t->secret = secret;
+  return CLI_EXIT_OK;
+}
+
+static int client_target(const cli_t *cli, cli_target_t *t)
+{
+  const char *jid = cli->jid ? cli->jid : getenv("KITH_JID");
+  const char *password = getenv("KITH_PASSWORD");
+  const char *reason = NULL;
+  kith_jid_t *j = NULL;
+  int has_local;
+
+  if (cli->secret_env)
+    return cli_usage_error(cli, "--secret-env needs --component");
+  if (jid == NULL || *jid == '\0')
+    return cli_usage_error(cli, "no account: give --jid JID or set KITH_JID");
+  if (kith_jid_parse(NULL, jid, &j, &reason) != KITH_OK)
+    return cli_usage_error(cli, "invalid JID '%s': %s", jid,
+                           reason ? reason : "malformed");
+  has_local = kith_jid_local(j) != NULL;
+  kith_jid_free(j);
+  if (!has_local)
+    return cli_usage_error(cli, "'%s' is not an account JID (user@domain)",
+                           jid);
+  if (password == NULL)
+    return cli_usage_error(cli, "KITH_PASSWORD is not set (the password is "
+                                "read only from the environment)");
+  t->jid = jid;
+  t->password = password;
+  return CLI_EXIT_OK;
+}
+
+int cli_target_from_options(const cli_t *cli, cli_target_t *t)
+{
+  int rc;
+
+  memset(t, 0, sizeof(*t));
+  rc = cli->component ? component_target(cli, t) : client_target(cli, t);
+  if (rc != CLI_EXIT_OK)
+    return rc;
+  if (cli->server) {
+    const char *err = cli_parse_server(cli->server, t->host_buf,
+                                       sizeof(t->host_buf), &t->port);
+    if (err)
+      return cli_usage_error(cli, "bad --server '%s': %s", cli->server, err);
+    t->host = t->host_buf;
+  }
+  /* XEP-0114 has no SRV lookup; 5347 is the customary port. */
+  if (t->component && t->port == 0)
+    t->port = 5347;
+  if (cli->ca_file && access(cli->ca_file, R_OK) != 0)
+    return cli_usage_error(cli, "cannot read --ca-file %s: %s", cli->ca_file,
+                           strerror(errno));
+  t->ca_file = cli->ca_file;
+  t->insecure = cli->insecure;
+  if (t->insecure)
+    cli_warn("--insecure-skip-verify: the server's certificate is NOT "
+             "verified; use this for testing only");
+  return CLI_EXIT_OK;
+}
+
+/* ---- Sessions ----------------------------------------------------------- */
+
+static kith_log_level_t verbose_level(int verbose)
+{
+  if (verbose >= 3)
+    return KITH_LOG_TRACE;
+  if (verbose == 2)
+    return KITH_LOG_DEBUG;
+  if (verbose == 1)
+    return KITH_LOG_INFO;
+  /* Failures are reported by the command itself, in one line. */
+  return KITH_LOG_ERROR;
+}
+
+static void copy_str(char *dst, size_t size, const char *src)
+{
+  snprintf(dst, size, "%s", src ? src : "");
+}
+
+/* The public API has no accessor for the negotiated TLS version or SASL
+ * mechanism yet, so pick them out of the library's info lines. This is
+ * best effort: when the wording changes, the demo just shows less. */
+static void remember_from_log(cli_session_t *s, const char *area,
+                              const char *msg)
+{
+  static const char tls_prefix[] = "TLS established: ";
+  static const char sasl_prefix[] = "authenticated with ";
+
+  if (strcmp(area, "tls") == 0 &&
+      strncmp(msg, tls_prefix, sizeof(tls_prefix) - 1) == 0)
+    copy_str(s->tls, sizeof(s->tls), msg + sizeof(tls_prefix) - 1);
+  else if (strcmp(area, "sasl") == 0 &&
+           strncmp(msg, sasl_prefix, sizeof(sasl_prefix) - 1) == 0)
+    copy_str(s->sasl, sizeof(s->sasl), msg + sizeof(sasl_prefix) - 1);
+}
+
+static void session_log(void *ud, kith_log_level_t level, const char *area,
+                        const char *msg)
+{
+  cli_session_t *s = ud;
+
+  remember_from_log(s, area, msg);
+  if (level > verbose_level(s->cli->verbose))
+    return;
+  fflush(stdout);
+  if (s->label) {
+    char who[128];
+    /* Several connections share stderr in the demo: say whose line in the
+     * area ("alice/session"), leaving the message (maybe XML) whole. */
+    snprintf(who, sizeof(who), "%s/%s", s->label, area);
+    kith_log_stderr(NULL, level, who, msg);
+  } else {
+    kith_log_stderr(NULL, level, area, msg);
+  }
+}
+
+static void session_event(kith_conn_t *conn, const kith_event_t *ev, void *ud)
+{
+  cli_session_t *s = ud;
+
+  switch (ev->type) {
+  case KITH_EVENT_SESSION_START:
+    s->started = 1;
+    copy_str(s->jid, sizeof(s->jid), ev->jid ? ev->jid : kith_conn_jid(conn));
+    s->started_ms = cli_now_exact_ms() - s->connect_at_ms;
+    if (s->on_start)
+      s->on_start(s, s->on_start_ud);
+    break;
+  case KITH_EVENT_DISCONNECTED:
+    s->ended = 1;
+    s->status = ev->status;
+    copy_str(s->text, sizeof(s->text),
+             ev->text && *ev->text ? ev->text : kith_strerror(ev->status));
+    break;
+  default:
+    break;
+  }
+}
+
+static kith_status_t configure(cli_session_t *s, const cli_target_t *t)
+{
+  kith_conn_t *c = s->conn;
+  kith_status_t rc;
+  unsigned ms = s->cli->timeout_ms;
+
+  if (t->component)
+    rc = kith_conn_set_component(c, t->component, t->secret);
+  else
+    rc = kith_conn_set_jid(c, t->jid);
+  if (rc == KITH_OK && !t->component)
+    rc = kith_conn_set_password(c, t->password);
+  if (rc == KITH_OK && t->host)
+    rc = kith_conn_set_server(c, t->host, t->port);
+  if (rc == KITH_OK && t->ca_file)
+    rc = kith_conn_set_ca_file(c, t->ca_file);
+  if (rc == KITH_OK && t->insecure)
+    rc = kith_conn_set_insecure_skip_verify(c, 1);
+  if (rc == KITH_OK)
+    rc = kith_conn_set_timeouts(c, ms, CLI_CLOSE_TIMEOUT_MS);
+  if (rc == KITH_OK)
+    rc = kith_conn_set_iq_timeout(c, ms);
+  return rc;
+}
+
+kith_status_t cli_session_open(cli_session_t *s, const cli_t *cli,
+                               const char *label, const cli_target_t *t)
+{
+  kith_status_t rc;
+  kith_log_level_t level = verbose_level(cli->verbose);
+
+  memset(s, 0, sizeof(*s));
+  s->cli = cli;
+  s->label = label;
+  s->component = t->component != NULL;
+  rc = kith_ctx_new(NULL, &s->ctx);
+  if (rc != KITH_OK)
+    goto fail;
+  /* Info lines are always requested so that remember_from_log() sees
+   * them; session_log() filters what reaches stderr. */
+  kith_ctx_set_log(s->ctx, level > KITH_LOG_INFO ? level : KITH_LOG_INFO,
+                   session_log, s);
+  rc = kith_conn_new(s->ctx, &s->conn);
+  if (rc == KITH_OK)
+    rc = configure(s, t);
+  if (rc == KITH_OK &&
+      kith_conn_on(s->conn, KITH_EVENT_ANY, session_event, s) == 0)
+    rc = KITH_ENOMEM;
+  if (rc != KITH_OK)
+    goto fail;
+  s->connect_at_ms = cli_now_exact_ms();
+  rc = kith_conn_connect(s->conn);
+  if (rc == KITH_OK)
+    return KITH_OK;
+fail:
+  s->status = rc;
+  copy_str(s->text, sizeof(s->text),
+           s->conn && *kith_conn_error_text(s->conn)
+               ? kith_conn_error_text(s->conn)
+               : kith_strerror(rc));
+  return rc;
+}
+
+void cli_session_free(cli_session_t *s)
+{
+  kith_conn_free(s->conn);
+  s->conn = NULL;
+  kith_ctx_free(s->ctx);
+  s->ctx = NULL;
+}
+
+const char *cli_session_error(const cli_session_t *s)
+{
+  if (s->text[0])
+    return s->text;
+  return kith_strerror(s->status);
+}
+
+kith_status_t cli_wait(const cli_t *cli, cli_session_t *const *ss, size_t n,
+                       cli_done_fn done, void *ud)
+{
+  kith_conn_t *conns[CLI_MAX_SESSIONS];
+  size_t i, m = 0;
+
+  for (i = 0; i < n && m < CLI_MAX_SESSIONS; i++)
+    if (ss[i]->conn)
+      conns[m++] = ss[i]->conn;
+  for (;;) {
+    uint64_t now;
+    long wait;
+    kith_status_t rc;
+
+    if (done(ud))
+      return KITH_OK;
+    if (cli_interrupted)
+      return KITH_ECANCELED;
+    now = cli_now_ms();
+    if (now >= cli->deadline_ms)
+      return KITH_ETIMEDOUT;
+    wait = (long)(cli->deadline_ms - now);
+    if (wait > CLI_TICK_MS)
+      wait = CLI_TICK_MS;
+    rc = kith_run_once(conns, m, wait);
+    if (rc != KITH_OK)
+      return rc;
+  }
+}
+
+typedef struct session_set {
+  cli_session_t *const *ss;
+  size_t n;
+} session_set_t;
+
+static int all_started_or_ended(void *ud)
+{
+  const session_set_t *set = ud;
+  size_t i;
+
+  for (i = 0; i < set->n; i++)
+    if (!set->ss[i]->started && !set->ss[i]->ended)
+      return 0;
+  return 1;
+}
+
+kith_status_t cli_wait_started(const cli_t *cli, cli_session_t *const *ss,
+                               size_t n)
+{
+  session_set_t set = {ss, n};
+
+  return cli_wait(cli, ss, n, all_started_or_ended, &set);
+}
+
+static int any_closing(cli_session_t *const *ss, size_t n)
+{
+  size_t i;
+
+  for (i = 0; i < n; i++)
+    if (ss[i]->close_requested && kith_conn_is_active(ss[i]->conn))
+      return 1;
+  return 0;
+}
+
+kith_status_t cli_close_sessions(const cli_t *cli, cli_session_t *const *ss,
+                                 size_t n)
+{
+  cli_t closing = *cli;
+  kith_status_t rc = KITH_OK;
+  int first_signals = (int)cli_interrupted;
+  size_t i;
+
+  /* Only a session that started is worth a clean close; one still
+   * negotiating (after a timeout, say) is cut off by cli_session_free()
+   * instead of making the user wait for a silent server. */
+  for (i = 0; i < n; i++) {
+    if (ss[i]->conn && kith_conn_is_ready(ss[i]->conn)) {
+      ss[i]->close_requested = 1;
+      kith_conn_disconnect(ss[i]->conn);
+    }
+  }
+  closing.deadline_ms = cli_now_ms() + CLI_CLOSE_GRACE_MS;
+  while (any_closing(ss, n)) {
+    kith_conn_t *conns[CLI_MAX_SESSIONS];
+    size_t m = 0;
+    uint64_t now = cli_now_ms();
+
+    /* One more Ctrl-C than we had when the close began: stop waiting. */
+    if ((int)cli_interrupted > first_signals)
+      return KITH_ECANCELED;
+    if (now >= closing.deadline_ms)
+      return KITH_ETIMEDOUT;
+    for (i = 0; i < n && m < CLI_MAX_SESSIONS; i++)
+      if (ss[i]->conn)
+        conns[m++] = ss[i]->conn;
+    if (kith_run_once(conns, m, CLI_TICK_MS) != KITH_OK)
+      return KITH_EIO;
+  }
+  for (i = 0; i < n; i++)
+    if (ss[i]->close_requested && ss[i]->status != KITH_OK && rc == KITH_OK)
+      rc = ss[i]->status;
+  return rc;
+}
+
+const char *cli_wait_error(const cli_t *cli, kith_status_t rc, char *buf,
+                           size_t size)
+{
+  switch (rc) {
+  case KITH_ETIMEDOUT:
+    snprintf(buf, size, "timed out after %.3g s (see --timeout)",
+             cli->timeout_ms / 1000.0);
+    break;
+  case KITH_ECANCELED:
+    snprintf(buf, size, "interrupted");
+    break;
+  default:
+    snprintf(buf, size, "%s", kith_strerror(rc));
+    break;
+  }
+  return buf;
+}
