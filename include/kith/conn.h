@@ -68,8 +68,7 @@ KITH_EXTERN kith_ctx_t *kith_conn_ctx(const kith_conn_t *conn);
  * Set the account JID (client). A resource in the JID is requested at bind
  * time; without one the server chooses. KITH_EJID if invalid.
  */
-KITH_EXTERN kith_status_t kith_conn_set_jid(kith_conn_t *conn,
-                                            const char *jid);
+KITH_EXTERN kith_status_t kith_conn_set_jid(kith_conn_t *conn, const char *jid);
 /** Set the password (client) or NULL to clear it. */
 KITH_EXTERN kith_status_t kith_conn_set_password(kith_conn_t *conn,
                                                  const char *password);
@@ -82,11 +81,11 @@ KITH_EXTERN kith_status_t kith_conn_set_component(kith_conn_t *conn,
                                                   const char *secret);
 /**
  * Connect to `host` and `port` instead of looking up SRV records. `host`
- * NULL goes back to the SRV lookup. `port` 0 means 5222 (client).
+ * NULL goes back to the SRV lookup. `port` 0 means 5222 for a client and
+ * 5347 for a component.
  */
 KITH_EXTERN kith_status_t kith_conn_set_server(kith_conn_t *conn,
-                                               const char *host,
-                                               unsigned port);
+                                               const char *host, unsigned port);
 /** Trust the CA certificates in this PEM file instead of the system's. */
 KITH_EXTERN kith_status_t kith_conn_set_ca_file(kith_conn_t *conn,
                                                 const char *path);
@@ -94,8 +93,8 @@ KITH_EXTERN kith_status_t kith_conn_set_ca_file(kith_conn_t *conn,
  * FOR TESTING ONLY: when `skip` is non-zero the server certificate and host
  * name are not verified, and a warning is logged at every connect.
  */
-KITH_EXTERN kith_status_t
-kith_conn_set_insecure_skip_verify(kith_conn_t *conn, int skip);
+KITH_EXTERN kith_status_t kith_conn_set_insecure_skip_verify(kith_conn_t *conn,
+                                                             int skip);
 /** Timeout for iq replies (0 = default, 30 s). */
 KITH_EXTERN kith_status_t kith_conn_set_iq_timeout(kith_conn_t *conn,
                                                    unsigned ms);
@@ -120,8 +119,7 @@ KITH_EXTERN kith_status_t kith_conn_set_limits(kith_conn_t *conn,
  * (0 = 1000) and double up to `max_ms` (0 = 60000). Authentication and
  * certificate failures are not retried.
  */
-KITH_EXTERN kith_status_t kith_conn_set_reconnect(kith_conn_t *conn,
-                                                  int enable,
+KITH_EXTERN kith_status_t kith_conn_set_reconnect(kith_conn_t *conn, int enable,
                                                   unsigned initial_ms,
                                                   unsigned max_ms);
 
@@ -156,6 +154,13 @@ KITH_EXTERN const char *kith_conn_jid(const kith_conn_t *conn);
  */
 KITH_EXTERN const kith_stanza_t *kith_conn_features(const kith_conn_t *conn);
 /**
+ * The TLS protocol and cipher in use ("TLSv1.3 TLS_AES_256_GCM_SHA384"),
+ * or NULL without TLS. Borrowed until the connection ends.
+ */
+KITH_EXTERN const char *kith_conn_tls_info(const kith_conn_t *conn);
+/** The SASL mechanism that authenticated the session, or NULL. */
+KITH_EXTERN const char *kith_conn_sasl_mechanism(const kith_conn_t *conn);
+/**
  * Text describing the last error on this connection ("" if none), valid
  * until the next call on the connection.
  */
@@ -189,8 +194,7 @@ typedef int (*kith_stanza_cb)(kith_conn_t *conn, const kith_stanza_t *stanza,
  * equals `type` (NULL for any) and which have a child element in namespace
  * `child_ns` (NULL for any). Returns an id > 0, or 0 when out of memory.
  */
-KITH_EXTERN unsigned kith_conn_add_handler(kith_conn_t *conn,
-                                           const char *name,
+KITH_EXTERN unsigned kith_conn_add_handler(kith_conn_t *conn, const char *name,
                                            const char *type,
                                            const char *child_ns,
                                            kith_stanza_cb cb, void *ud);
@@ -221,8 +225,8 @@ typedef void (*kith_iq_cb)(kith_conn_t *conn, kith_status_t status,
  */
 KITH_EXTERN kith_status_t kith_conn_send_iq(kith_conn_t *conn,
                                             kith_stanza_t *iq,
-                                            unsigned timeout_ms,
-                                            kith_iq_cb cb, void *ud);
+                                            unsigned timeout_ms, kith_iq_cb cb,
+                                            void *ud);
 
 /**
  * Write a new unique stanza id into `buf` (at least 24 bytes) and return
@@ -251,9 +255,10 @@ KITH_EXTERN long kith_conn_timeout(const kith_conn_t *conn);
 KITH_EXTERN kith_status_t kith_conn_process(kith_conn_t *conn, int ready);
 
 /**
- * One round of the built-in loop over `n` connections: poll for up to
- * `max_wait_ms` (-1 to wait for the next event or timer), then process
- * each. Returns KITH_OK or KITH_EIO when poll fails.
+ * One round of the built-in loop over `n` connections (at most 64): poll
+ * for up to `max_wait_ms` (-1 to wait for the next event or timer), then
+ * process each. Returns at once when no connection has an fd or a timer.
+ * Returns KITH_OK, KITH_EINVAL (too many), or KITH_EIO when poll fails.
  */
 KITH_EXTERN kith_status_t kith_run_once(kith_conn_t *const *conns, size_t n,
                                         long max_wait_ms);

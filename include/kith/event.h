@@ -19,18 +19,18 @@ extern "C" {
 
 /* XX(ENUM_SUFFIX, "name"). Append only: the numbers are part of the ABI. */
 #define KITH_EVENT_MAP(XX)                                                     \
-  XX(SESSION_START, "session_start")                                          \
-  XX(DISCONNECTED, "disconnected")                                            \
-  XX(CONNECTED, "connected")                                                  \
-  XX(RECONNECT_SCHEDULED, "reconnect_scheduled")                              \
+  XX(SESSION_START, "session_start")                                           \
+  XX(DISCONNECTED, "disconnected")                                             \
+  XX(CONNECTED, "connected")                                                   \
+  XX(RECONNECT_SCHEDULED, "reconnect_scheduled")                               \
   XX(STREAM_ERROR, "stream_error")
 
 typedef enum kith_event_type {
 #define KITH_EVENT_ENUM_(suffix, name) KITH_EVENT_##suffix,
   KITH_EVENT_MAP(KITH_EVENT_ENUM_)
 #undef KITH_EVENT_ENUM_
-  KITH_EVENT_COUNT_, /* not an event; the number of types */
-  KITH_EVENT_ANY = -1 /* for kith_conn_on(): every event */
+      KITH_EVENT_COUNT_, /* not an event; the number of types */
+  KITH_EVENT_ANY = -1    /* for kith_conn_on(): every event */
 } kith_event_type_t;
 
 /**

@@ -219,6 +219,16 @@ const kith_stanza_t *kith_conn_features(const kith_conn_t *conn)
   return conn && kith_conn_is_ready(conn) ? conn->features : NULL;
 }
 
+const char *kith_conn_tls_info(const kith_conn_t *conn)
+{
+  return conn && conn->tls_active ? conn->tls_info : NULL;
+}
+
+const char *kith_conn_sasl_mechanism(const kith_conn_t *conn)
+{
+  return conn && conn->authenticated ? conn->sasl_mech : NULL;
+}
+
 const char *kith_conn_error_text(const kith_conn_t *conn)
 {
   return conn ? conn->err : "";
@@ -273,7 +283,8 @@ static void end_connection(kith_conn_t *conn, kith_status_t status,
   char msg[sizeof(conn->err)];
   int was_ready = kith_conn_is_ready(conn);
 
-  snprintf(msg, sizeof(msg), "%s", text && *text ? text : kith_strerror(status));
+  snprintf(msg, sizeof(msg), "%s",
+           text && *text ? text : kith_strerror(status));
   if (status != KITH_OK)
     kith__info(conn->ctx, "session", "disconnected: %s", msg);
   drop_transport(conn);
@@ -291,8 +302,8 @@ static void end_connection(kith_conn_t *conn, kith_status_t status,
   kith__iq_cancel_all(conn, KITH_ECANCELED);
   kith__emit_simple(conn, KITH_EVENT_DISCONNECTED, status, msg, NULL);
   if (conn->state == KITH__ST_RECONNECT_WAIT) {
-    kith_event_t ev = {KITH_EVENT_RECONNECT_SCHEDULED, status, msg,
-                       NULL, NULL, (long)conn->reconnect_delay_ms};
+    kith_event_t ev = {KITH_EVENT_RECONNECT_SCHEDULED, status, msg, NULL, NULL,
+                       (long)conn->reconnect_delay_ms};
     kith__emit(conn, &ev);
     /* The next failure waits twice as long, up to the maximum. */
     conn->reconnect_delay_ms =
@@ -324,8 +335,8 @@ void kith_conn_free(kith_conn_t *conn)
   kith__free(conn->ctx, conn);
 }
 
-void kith__conn_fail(kith_conn_t *conn, kith_status_t status,
-                     const char *fmt, ...)
+void kith__conn_fail(kith_conn_t *conn, kith_status_t status, const char *fmt,
+                     ...)
 {
   va_list ap;
 
@@ -342,8 +353,7 @@ void kith__conn_fail(kith_conn_t *conn, kith_status_t status,
 
 /* ---- Writing ------------------------------------------------------------ */
 
-kith_status_t kith__conn_write(kith_conn_t *conn, const char *data,
-                               size_t len)
+kith_status_t kith__conn_write(kith_conn_t *conn, const char *data, size_t len)
 {
   kith_status_t rc;
 
@@ -360,8 +370,7 @@ kith_status_t kith__conn_write_stanza(kith_conn_t *conn,
 {
   size_t before = conn->out.len;
   kith_status_t rc;
-  const char *ns =
-      conn->component_domain ? KITH_NS_COMPONENT : KITH_NS_CLIENT;
+  const char *ns = conn->component_domain ? KITH_NS_COMPONENT : KITH_NS_CLIENT;
 
   if (conn->fd < 0)
     return KITH_ESTATE;
@@ -492,9 +501,8 @@ kith_status_t kith__conn_open_stream(kith_conn_t *conn)
       rc = kith__xml_escape(b, from, strlen(from), 1);
   }
   if (rc == KITH_OK)
-    rc = kith__buf_adds(b, conn->component_domain
-                               ? "'>"
-                               : "' version='1.0' xml:lang='en'>");
+    rc = kith__buf_adds(
+        b, conn->component_domain ? "'>" : "' version='1.0' xml:lang='en'>");
   return rc;
 }
 
@@ -566,9 +574,9 @@ kith_status_t kith_conn_connect(kith_conn_t *conn)
   if (conn->state != KITH__ST_IDLE)
     return KITH_ESTATE;
   if (conn->component_domain) {
-    if (conn->host == NULL || conn->port == 0) {
+    if (conn->host == NULL) {
       snprintf(conn->err, sizeof(conn->err),
-               "a component needs an explicit server host and port");
+               "a component needs an explicit server host");
       return KITH_EINVAL;
     }
   } else if (conn->jid == NULL || kith_jid_local(conn->jid) == NULL ||
@@ -660,8 +668,9 @@ static void step_tls(kith_conn_t *conn)
     kith__conn_fail(conn, rc, "%s", kith__tls_error(conn->tls));
     return;
   }
-  kith__info(conn->ctx, "tls", "TLS established: %s",
-             kith__tls_describe(conn->tls, desc, sizeof(desc)));
+  kith__tls_describe(conn->tls, desc, sizeof(desc));
+  snprintf(conn->tls_info, sizeof(conn->tls_info), "%s", desc);
+  kith__info(conn->ctx, "tls", "TLS established: %s", desc);
   conn->tls_active = 1;
   conn->state = KITH__ST_STREAM;
   rc = kith__conn_open_stream(conn);
@@ -723,8 +732,7 @@ static void step_read(kith_conn_t *conn)
       return;
     }
     if (kith__log_enabled(conn->ctx, KITH_LOG_TRACE))
-      kith__log(conn->ctx, KITH_LOG_TRACE, "xml", "RECV-RAW %.*s", (int)n,
-                buf);
+      kith__log(conn->ctx, KITH_LOG_TRACE, "xml", "RECV-RAW %.*s", (int)n, buf);
     rc = kith__parser_feed(conn->parser, buf, n);
     if (rc != KITH_OK && !conn->ending) {
       parse_failed(conn, rc);
@@ -741,8 +749,9 @@ static void check_timers(kith_conn_t *conn, uint64_t now)
 {
   if (conn->deadline && now >= conn->deadline) {
     if (conn->state == KITH__ST_CLOSING)
-      kith__conn_fail(conn, KITH_OK, "disconnected (the server did not "
-                                     "close its stream in time)");
+      kith__conn_fail(conn, KITH_OK,
+                      "disconnected (the server did not "
+                      "close its stream in time)");
     else
       kith__conn_fail(conn, KITH_ETIMEDOUT,
                       "no session within %u ms of connecting",

@@ -21,12 +21,12 @@
 #include "xml/parser.h"
 
 typedef enum conn_state {
-  KITH__ST_IDLE,           /* no connection, nothing scheduled */
-  KITH__ST_CONNECTING,     /* TCP connect in progress */
-  KITH__ST_TLS,            /* TLS handshake in progress */
-  KITH__ST_STREAM,         /* XML stream open: negotiating or ready */
-  KITH__ST_CLOSING,        /* we sent </stream:stream>; waiting for peer */
-  KITH__ST_RECONNECT_WAIT  /* disconnected; a reconnect is scheduled */
+  KITH__ST_IDLE,          /* no connection, nothing scheduled */
+  KITH__ST_CONNECTING,    /* TCP connect in progress */
+  KITH__ST_TLS,           /* TLS handshake in progress */
+  KITH__ST_STREAM,        /* XML stream open: negotiating or ready */
+  KITH__ST_CLOSING,       /* we sent </stream:stream>; waiting for peer */
+  KITH__ST_RECONNECT_WAIT /* disconnected; a reconnect is scheduled */
 } kith__conn_state_t;
 
 /* What the stream is waiting for while in KITH__ST_STREAM. */
@@ -97,6 +97,7 @@ struct kith_conn {
   Gsasl *gsasl;
   Gsasl_session *sasl;
   char sasl_mech[32];
+  char tls_info[128];
   int sasl_done; /* the mechanism finished, server verified */
   char *stream_id;
   kith_stanza_t *features;
@@ -123,14 +124,12 @@ struct kith_conn {
 uint64_t kith__now_ms(void);
 
 /* conn.c */
-kith_status_t kith__conn_write(kith_conn_t *conn, const char *data,
-                               size_t len);
+kith_status_t kith__conn_write(kith_conn_t *conn, const char *data, size_t len);
 kith_status_t kith__conn_write_stanza(kith_conn_t *conn,
                                       const kith_stanza_t *st);
 /* Record a failure to be acted on once the current callback returns. */
-void kith__conn_fail(kith_conn_t *conn, kith_status_t status,
-                     const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+void kith__conn_fail(kith_conn_t *conn, kith_status_t status, const char *fmt,
+                     ...) __attribute__((format(printf, 3, 4)));
 kith_status_t kith__conn_open_stream(kith_conn_t *conn);
 kith_status_t kith__conn_start_tls(kith_conn_t *conn);
 /* Tests: use an already connected socket (a socketpair end played by a
@@ -148,8 +147,7 @@ void kith__negotiate_reset(kith_conn_t *conn);
 /* dispatch.c */
 void kith__emit(kith_conn_t *conn, kith_event_t *ev);
 void kith__emit_simple(kith_conn_t *conn, kith_event_type_t type,
-                       kith_status_t status, const char *text,
-                       const char *jid);
+                       kith_status_t status, const char *text, const char *jid);
 void kith__dispatch_stanza(kith_conn_t *conn, const kith_stanza_t *st);
 /* Internal iq send usable before the session is ready (bind). */
 kith_status_t kith__iq_track(kith_conn_t *conn, kith_stanza_t *iq,

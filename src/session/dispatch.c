@@ -140,8 +140,7 @@ void kith__emit(kith_conn_t *conn, kith_event_t *ev)
 }
 
 void kith__emit_simple(kith_conn_t *conn, kith_event_type_t type,
-                       kith_status_t status, const char *text,
-                       const char *jid)
+                       kith_status_t status, const char *text, const char *jid)
 {
   kith_event_t ev;
 
@@ -167,7 +166,7 @@ kith_status_t kith__iq_track(kith_conn_t *conn, kith_stanza_t *iq,
 {
   kith__pending_iq_t *p;
   char idbuf[32];
-  const char *to = kith_stanza_to(iq);
+  const char *to;
   kith_status_t rc;
 
   p = kith__calloc(conn->ctx, 1, sizeof(*p));
@@ -181,6 +180,8 @@ kith_status_t kith__iq_track(kith_conn_t *conn, kith_stanza_t *iq,
       return rc;
     }
   }
+  /* Read 'to' only now: setting the id may have moved the attributes. */
+  to = kith_stanza_to(iq);
   p->id = kith__strdup(conn->ctx, kith_stanza_id(iq));
   rc = p->id ? KITH_OK : KITH_ENOMEM;
   if (rc == KITH_OK && to)

@@ -38,6 +38,9 @@ kith_status_t kith_run_once(kith_conn_t *const *conns, size_t n,
     fds[nfds].revents = 0;
     idx[i] = nfds++;
   }
+  /* Nothing to wait for at all: waiting forever would never end. */
+  if (nfds == 0 && wait < 0)
+    return KITH_OK;
   if (wait > 1000L * 3600)
     wait = 1000L * 3600;
   rc = poll(fds, nfds, (int)wait);

@@ -16,8 +16,11 @@
 /* Mechanisms in order of preference. -PLUS ones need channel binding;
  * PLAIN is only ever used inside TLS (which kith always requires). */
 static const char *const mech_order[] = {
-    "SCRAM-SHA-256-PLUS", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-256",
-    "SCRAM-SHA-1",        "PLAIN",
+    "SCRAM-SHA-256-PLUS",
+    "SCRAM-SHA-1-PLUS",
+    "SCRAM-SHA-256",
+    "SCRAM-SHA-1",
+    "PLAIN",
 };
 
 void kith__negotiate_reset(kith_conn_t *conn)
@@ -187,8 +190,7 @@ static void on_features(kith_conn_t *conn, const kith_stanza_t *st)
       return;
     }
     conn->phase = KITH__PH_STARTTLS;
-    if (send_simple(conn, "starttls", KITH_NS_TLS, NULL, NULL, NULL) !=
-        KITH_OK)
+    if (send_simple(conn, "starttls", KITH_NS_TLS, NULL, NULL, NULL) != KITH_OK)
       kith__conn_fail(conn, KITH_ENOMEM, "out of memory");
     return;
   }
@@ -240,16 +242,14 @@ static int channel_binding(kith_conn_t *conn, const kith_stanza_t *features,
                            const char **type, unsigned char *cb, size_t cap,
                            size_t *len)
 {
-  return kith__tls_channel_binding(conn->tls, type, cb, cap, len) ==
-             KITH_OK &&
+  return kith__tls_channel_binding(conn->tls, type, cb, cap, len) == KITH_OK &&
          server_accepts_cb(features, *type);
 }
 
 /* Give the -PLUS mechanism its channel binding data (base64). Only -PLUS
  * sessions may carry it: GNU SASL refuses a plain SCRAM exchange that has
  * binding data set. */
-static int set_channel_binding(kith_conn_t *conn,
-                               const kith_stanza_t *features)
+static int set_channel_binding(kith_conn_t *conn, const kith_stanza_t *features)
 {
   unsigned char cb[64];
   size_t len = 0;
@@ -260,9 +260,9 @@ static int set_channel_binding(kith_conn_t *conn,
   if (!channel_binding(conn, features, &type, cb, sizeof(cb), &len) ||
       gsasl_base64_to((const char *)cb, len, &b64, &b64len) != GSASL_OK)
     return 0;
-  gsasl_property_set(conn->sasl, strcmp(type, "tls-exporter") == 0
-                                     ? GSASL_CB_TLS_EXPORTER
-                                     : GSASL_CB_TLS_UNIQUE,
+  gsasl_property_set(conn->sasl,
+                     strcmp(type, "tls-exporter") == 0 ? GSASL_CB_TLS_EXPORTER
+                                                       : GSASL_CB_TLS_UNIQUE,
                      b64);
   gsasl_free(b64);
   return 1;
@@ -383,9 +383,9 @@ static void on_sasl_failure(kith_conn_t *conn, const kith_stanza_t *st)
                     kith_jid_bare(conn->jid), text ? " (" : "",
                     text ? text : "");
   else
-    kith__conn_fail(conn, KITH_EAUTH, "%s: SASL %s failed for %s%s%s%s",
-                    cond, conn->sasl_mech, kith_jid_bare(conn->jid),
-                    text ? " (" : "", text ? text : "", text ? ")" : "");
+    kith__conn_fail(conn, KITH_EAUTH, "%s: SASL %s failed for %s%s%s%s", cond,
+                    conn->sasl_mech, kith_jid_bare(conn->jid), text ? " (" : "",
+                    text ? text : "", text ? ")" : "");
   if (text && strcmp(cond, "not-authorized") == 0)
     strncat(conn->fail_text, ")",
             sizeof(conn->fail_text) - strlen(conn->fail_text) - 1);
@@ -569,8 +569,7 @@ int kith__negotiate_stanza(kith_conn_t *conn, const kith_stanza_t *st)
     kith__conn_fail(conn, KITH_EPROTO, "stanza before the stream header");
     return 1;
   case KITH__PH_FEATURES:
-    if (ns && strcmp(ns, KITH_NS_STREAMS) == 0 &&
-        strcmp(name, "features") == 0)
+    if (ns && strcmp(ns, KITH_NS_STREAMS) == 0 && strcmp(name, "features") == 0)
       on_features(conn, st);
     else
       kith__conn_fail(conn, KITH_EPROTO, "expected stream features, got <%s/>",

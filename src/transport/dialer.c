@@ -131,8 +131,7 @@ static kith_status_t add_host(kith__dialer_t *d, const char *host,
 
 kith_status_t kith__dialer_resolve(kith__dialer_t *d, const char *domain,
                                    const char *host, unsigned port,
-                                   const char *service,
-                                   unsigned default_port)
+                                   const char *service, unsigned default_port)
 {
   srv_target_t srv[MAX_SRV];
   kith_status_t rc = KITH_OK;
@@ -147,8 +146,8 @@ kith_status_t kith__dialer_resolve(kith__dialer_t *d, const char *domain,
   if (service)
     nsrv = lookup_srv(service, domain, srv, MAX_SRV);
   if (nsrv < 0) {
-    snprintf(d->err, sizeof(d->err),
-             "%s has no %s service (SRV target \".\")", domain, service);
+    snprintf(d->err, sizeof(d->err), "%s has no %s service (SRV target \".\")",
+             domain, service);
     return KITH_ERESOLVE;
   }
   for (i = 0; i < nsrv; i++)

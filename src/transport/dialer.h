@@ -36,8 +36,7 @@ void kith__dialer_free(kith__dialer_t *d); /* closes an unfinished socket */
  * `domain`. Returns KITH_OK, KITH_ERESOLVE (d->err says why), KITH_ENOMEM. */
 kith_status_t kith__dialer_resolve(kith__dialer_t *d, const char *domain,
                                    const char *host, unsigned port,
-                                   const char *service,
-                                   unsigned default_port);
+                                   const char *service, unsigned default_port);
 
 /*
  * Advance. Returns KITH_OK with *fd set when a connection is established

@@ -36,8 +36,8 @@ static void set_openssl_error(kith__tls_t *t, const char *what)
 }
 
 kith_status_t kith__tls_new(kith_ctx_t *ctx, int fd, const char *server_name,
-                            const char *ca_file, int verify,
-                            kith__tls_t **out, char *err, size_t errlen)
+                            const char *ca_file, int verify, kith__tls_t **out,
+                            char *err, size_t errlen)
 {
   kith__tls_t *t = kith__calloc(ctx, 1, sizeof(*t));
 
@@ -143,8 +143,7 @@ int kith__tls_want(const kith__tls_t *t)
   return t->want ? t->want : KITH_IO_READ;
 }
 
-kith_status_t kith__tls_read(kith__tls_t *t, char *buf, size_t cap,
-                             size_t *n)
+kith_status_t kith__tls_read(kith__tls_t *t, char *buf, size_t cap, size_t *n)
 {
   size_t got = 0;
   int ret = SSL_read_ex(t->ssl, buf, cap, &got);
@@ -185,9 +184,9 @@ kith_status_t kith__tls_channel_binding(kith__tls_t *t, const char **type,
   static const char label[] = "EXPORTER-Channel-Binding";
 
   if (SSL_version(t->ssl) >= TLS1_3_VERSION) {
-    if (cap < 32 || SSL_export_keying_material(t->ssl, out, 32, label,
-                                               sizeof(label) - 1, NULL, 0,
-                                               0) != 1) {
+    if (cap < 32 ||
+        SSL_export_keying_material(t->ssl, out, 32, label, sizeof(label) - 1,
+                                   NULL, 0, 0) != 1) {
       ERR_clear_error();
       return KITH_EUNSUPPORTED;
     }

@@ -14,8 +14,8 @@
 typedef struct kith__tls kith__tls_t;
 
 kith_status_t kith__tls_new(kith_ctx_t *ctx, int fd, const char *server_name,
-                            const char *ca_file, int verify,
-                            kith__tls_t **out, char *err, size_t errlen);
+                            const char *ca_file, int verify, kith__tls_t **out,
+                            char *err, size_t errlen);
 void kith__tls_free(kith__tls_t *t);
 
 /* Drive the handshake: KITH_OK when done, KITH_EAGAIN to wait for
@@ -29,8 +29,7 @@ int kith__tls_want(const kith__tls_t *t);
 
 /* Read: KITH_OK with *n > 0, KITH_EAGAIN, KITH_ECLOSED (peer closed), or
  * KITH_ETLS. */
-kith_status_t kith__tls_read(kith__tls_t *t, char *buf, size_t cap,
-                             size_t *n);
+kith_status_t kith__tls_read(kith__tls_t *t, char *buf, size_t cap, size_t *n);
 /* Write: KITH_OK with *n > 0 bytes taken, KITH_EAGAIN, or KITH_ETLS. */
 kith_status_t kith__tls_write(kith__tls_t *t, const char *buf, size_t len,
                               size_t *n);

@@ -125,11 +125,45 @@ static void test_login_scram_starttls(void **state)
   assert_non_null(strstr(c.w.jid, "alice@localhost/"));
   assert_string_equal(kith_conn_jid(c.conn), c.w.jid);
   assert_non_null(strstr(c.w.mech, "SCRAM-SHA-"));
+  assert_string_equal(kith_conn_sasl_mechanism(c.conn), c.w.mech);
+  assert_non_null(strstr(kith_conn_tls_info(c.conn), "TLSv1."));
   assert_non_null(kith_conn_features(c.conn));
   disconnect_and_wait(&c);
   assert_int_equal(c.w.status, KITH_OK);
   assert_false(kith_conn_is_active(c.conn));
   client_free(&c);
+}
+
+/* Log in and return the mechanism the session used. */
+static void login_expect(const char *jid, const char *password,
+                         const char *mech, const char *tls)
+{
+  client_t c;
+
+  client_init(&c, jid, password, lab_get("CA_FILE"));
+  assert_int_equal(kith_conn_connect(c.conn), KITH_OK);
+  assert_true(run_until(&c.conn, 1, &c.w.started));
+  assert_string_equal(kith_conn_sasl_mechanism(c.conn), mech);
+  assert_non_null(strstr(kith_conn_tls_info(c.conn), tls));
+  disconnect_and_wait(&c);
+  client_free(&c);
+}
+
+static void test_login_scram_sha256(void **state)
+{
+  (void)state;
+  /* A host whose credentials are stored for SCRAM-SHA-256 only. */
+  login_expect(lab_get("SHA256_JID"), lab_get("SHA256_PASSWORD"),
+               "SCRAM-SHA-256", "TLSv1.3");
+}
+
+static void test_login_scram_plus_tls_unique(void **state)
+{
+  (void)state;
+  /* A TLS 1.2 host: Prosody 0.12 offers -PLUS with tls-unique there, and
+   * kith must pick it, binding the channel. */
+  login_expect(lab_get("TLS12_JID"), lab_get("TLS12_PASSWORD"),
+               "SCRAM-SHA-1-PLUS", "TLSv1.2");
 }
 
 static void test_requested_resource(void **state)
@@ -229,9 +263,8 @@ static void test_ping_round_trip(void **state)
    * nobody serves.) */
   iq = ping_to("nobody-here@localhost");
   kith_stanza_remove_child(iq, kith_stanza_first_child(iq));
-  assert_int_equal(kith_stanza_add_element(iq, "query", "urn:example:none",
-                                           NULL),
-                   KITH_OK);
+  assert_int_equal(
+      kith_stanza_add_element(iq, "query", "urn:example:none", NULL), KITH_OK);
   assert_int_equal(kith_conn_send_iq(c.conn, iq, 0, on_iq, got), KITH_OK);
   kith_stanza_free(iq);
   assert_true(run_until(&c.conn, 1, &got[0]));
@@ -279,9 +312,10 @@ static void test_server_closes_stream(void **state)
 static void component_init(client_t *c, const char *domain, const char *secret)
 {
   client_init(c, NULL, NULL, lab_get("CA_FILE"));
-  assert_int_equal(kith_conn_set_server(c->conn, lab_get("XMPP_HOST"),
-                                        (unsigned)lab_get_int("COMPONENT_PORT")),
-                   KITH_OK);
+  assert_int_equal(
+      kith_conn_set_server(c->conn, lab_get("XMPP_HOST"),
+                           (unsigned)lab_get_int("COMPONENT_PORT")),
+      KITH_OK);
   assert_int_equal(kith_conn_set_component(c->conn, domain, secret), KITH_OK);
 }
 
@@ -299,8 +333,8 @@ static void test_component_handshake(void **state)
 
   /* A component pings the server; the reply must come from 'localhost'. */
   iq = ping_to("localhost");
-  assert_int_equal(kith_stanza_set_attr(iq, "from", lab_get("COMPONENT_DOMAIN")),
-                   KITH_OK);
+  assert_int_equal(
+      kith_stanza_set_attr(iq, "from", lab_get("COMPONENT_DOMAIN")), KITH_OK);
   assert_int_equal(kith_conn_send_iq(c.conn, iq, 0, on_iq, got), KITH_OK);
   kith_stanza_free(iq);
   assert_true(run_until(&c.conn, 1, &got[0]));
@@ -359,6 +393,8 @@ int main(void)
 {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_login_scram_starttls),
+      cmocka_unit_test(test_login_scram_sha256),
+      cmocka_unit_test(test_login_scram_plus_tls_unique),
       cmocka_unit_test(test_requested_resource),
       cmocka_unit_test(test_wrong_password),
       cmocka_unit_test(test_unknown_ca),

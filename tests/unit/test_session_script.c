@@ -65,8 +65,8 @@ static void pump(peer_t *p)
   for (i = 0; i < 4; i++)
     kith_conn_process(p->conn, KITH_IO_READ | KITH_IO_WRITE);
   for (;;) {
-    ssize_t n = recv(p->fd, p->got + p->gotlen,
-                     sizeof(p->got) - 1 - p->gotlen, MSG_DONTWAIT);
+    ssize_t n = recv(p->fd, p->got + p->gotlen, sizeof(p->got) - 1 - p->gotlen,
+                     MSG_DONTWAIT);
     if (n <= 0)
       break;
     p->gotlen += (size_t)n;
@@ -98,8 +98,7 @@ static void peer_open(peer_t *p, const char *component)
   assert_int_equal(kith_conn_new(NULL, &p->conn), KITH_OK);
   assert_true(kith_conn_on(p->conn, KITH_EVENT_ANY, on_event, p) > 0);
   if (component) {
-    assert_int_equal(kith_conn_set_server(p->conn, "127.0.0.1", 5347),
-                     KITH_OK);
+    assert_int_equal(kith_conn_set_server(p->conn, "127.0.0.1", 5347), KITH_OK);
     assert_int_equal(kith_conn_set_component(p->conn, component, "secret"),
                      KITH_OK);
   } else {
@@ -321,8 +320,8 @@ static void test_handler_removal_by_id(void **state)
   component_ready(&p);
   /* The same function registered twice, told apart by id. */
   ida = kith_conn_add_handler(p.conn, "message", NULL, NULL, take_messages, &a);
-  idb = kith_conn_add_handler(p.conn, "message", "chat", NULL, take_messages,
-                              &b);
+  idb =
+      kith_conn_add_handler(p.conn, "message", "chat", NULL, take_messages, &b);
   assert_true(ida > 0 && idb > 0 && ida != idb);
   kith_conn_off(p.conn, ida);
   say(&p, "<message type='chat' from='a@b'><body>1</body></message>");
@@ -491,8 +490,7 @@ static void test_event_names(void **state)
   (void)state;
   assert_string_equal(kith_event_name(KITH_EVENT_SESSION_START),
                       "session_start");
-  assert_string_equal(kith_event_name(KITH_EVENT_DISCONNECTED),
-                      "disconnected");
+  assert_string_equal(kith_event_name(KITH_EVENT_DISCONNECTED), "disconnected");
   assert_string_equal(kith_event_name((kith_event_type_t)999), "unknown");
 }
 
@@ -508,8 +506,7 @@ static void test_config_validation(void **state)
   assert_int_equal(kith_conn_set_jid(conn, "localhost"), KITH_OK);
   assert_int_equal(kith_conn_set_password(conn, "x"), KITH_OK);
   assert_int_equal(kith_conn_connect(conn), KITH_EINVAL); /* no localpart */
-  assert_int_equal(kith_conn_set_component(conn, "gw.localhost", "s"),
-                   KITH_OK);
+  assert_int_equal(kith_conn_set_component(conn, "gw.localhost", "s"), KITH_OK);
   assert_int_equal(kith_conn_connect(conn), KITH_EINVAL); /* no server */
   assert_int_equal(kith_conn_set_server(conn, "h", 70000), KITH_EINVAL);
   assert_int_equal(kith_conn_fd(conn), -1);

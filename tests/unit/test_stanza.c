@@ -309,7 +309,7 @@ static void test_text(void **state)
   assert_string_equal(kith_stanza_text(body), "");
   assert_int_equal(kith_stanza_add_text(body, "Hello"), KITH_OK);
   assert_int_equal(kith_stanza_add_text(body, ", "), KITH_OK);
-  assert_int_equal(kith_stanza_add_text_len(body, "world!!!", 6), KITH_OK);
+  assert_int_equal(kith_stanza_add_text_len(body, "world!!!", 5), KITH_OK);
   assert_int_equal(kith_stanza_add_text_len(body, NULL, 0), KITH_OK);
   assert_int_equal(text_nodes(body), 1);
   assert_string_equal(kith_stanza_text(body), "Hello, world");

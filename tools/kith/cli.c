@@ -37,6 +37,11 @@ void cli_install_signals(void)
   sa.sa_flags = 0;
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGHUP, &sa, NULL);
+  /* A reader that goes away (`kith demo | head`) must not kill us before
+   * the cleanup: writes then fail with EPIPE instead. */
+  sa.sa_handler = SIG_IGN;
+  sigaction(SIGPIPE, &sa, NULL);
 }
 
 uint64_t cli_now_ms(void)

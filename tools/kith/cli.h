@@ -78,10 +78,13 @@ struct cli {
   uint64_t deadline_ms; /* cli_now_ms() value when the command must end */
 };
 
-/* Set by the SIGINT/SIGTERM handler: how many signals arrived. */
+/* Set by the SIGINT/SIGTERM/SIGHUP handler: how many signals arrived. */
 extern volatile sig_atomic_t cli_interrupted;
 
-/** Install SIGINT/SIGTERM handlers that count into cli_interrupted. */
+/**
+ * Install SIGINT/SIGTERM/SIGHUP handlers that count into cli_interrupted,
+ * and ignore SIGPIPE.
+ */
 void cli_install_signals(void);
 
 /** Monotonic clock in milliseconds / with sub-millisecond precision. */

@@ -29,7 +29,6 @@ static kith_status_t build_ping(cli_session_t *s, const char *to,
                                 kith_stanza_t **out)
 {
   kith_stanza_t *iq = NULL;
-  char id[32];
   kith_status_t rc;
 
   rc = kith_stanza_new(s->ctx, "iq", NULL, &iq);
@@ -38,9 +37,11 @@ static kith_status_t build_ping(cli_session_t *s, const char *to,
   /* kith_conn_send_iq() would assign the id itself; giving one here also
    * keeps clear of a library bug where assigning it invalidated the 'to'
    * string the library had just read (seen with ASan, dispatch.c). */
-  if (rc == KITH_OK)
+  if (rc == KITH_OK) {
+    char id[32];
     rc = kith_stanza_set_attr(iq, "id",
                               kith_conn_new_id(s->conn, id, sizeof(id)));
+  }
   if (rc == KITH_OK)
     rc = kith_stanza_set_attr(iq, "to", to);
   /* A component must say which of its JIDs a stanza is from. */

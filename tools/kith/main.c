@@ -89,8 +89,8 @@ static void print_usage(FILE *f)
 
 static void print_command_help(const cli_command_t *cmd)
 {
-  printf("Usage: kith [OPTIONS] %s\n\n%s.\n\n%s\n%s", cmd->synopsis,
-         cmd->summary, cmd->help, global_help);
+  printf("Usage: kith [OPTIONS] %s\n\n%s\n%s", cmd->synopsis, cmd->help,
+         global_help);
 }
 
 static const cli_command_t *find_command(const char *name)

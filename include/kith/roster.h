@@ -1,0 +1,194 @@
+/*
+ * kith: rosters and presence subscriptions (RFC 6121).
+ *
+ * A kith_roster_t is a collection of roster nodes keyed by owner bare JID.
+ * A client has one node, its own bare JID; a XEP-0114 component has one
+ * node per JID it serves. A node holds items keyed by contact bare JID.
+ *
+ * An item's subscription is tracked as RFC 6121 does: the flags `from`,
+ * `to`, `pending_in`, `pending_out` and `approved` (see KITH_ROSTER_*).
+ * The subscription value none/to/from/both is derived from them, never
+ * stored separately. Each item also keeps its contact's connected resources
+ * with show, status, priority and when they last changed.
+ *
+ * Attach a roster to a connection with kith_roster_attach(): it then keeps
+ * the client roster in sync (versioned fetch, pushes), tracks presence,
+ * applies the subscription policy, and in component mode acts as the
+ * server for its nodes. Events are delivered through the connection's
+ * handlers (kith_conn_on()).
+ *
+ * Borrowed pointers (items, nodes, strings) stay valid until the roster
+ * next changes, that is, until control returns to the event loop or the
+ * next call that modifies the roster.
+ */
+#ifndef KITH_ROSTER_H
+#define KITH_ROSTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "kith/export.h"
+#include "kith/status.h"
+#include "kith/ctx.h"
+#include "kith/stanza.h"
+#include "kith/conn.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct kith_roster kith_roster_t;
+typedef struct kith_roster_node kith_roster_node_t;
+typedef struct kith_roster_item kith_roster_item_t;
+
+/* Subscription flags of an item (RFC 6121 section 3 and Appendix A). */
+#define KITH_ROSTER_FROM 0x01u        /* the contact receives our presence */
+#define KITH_ROSTER_TO 0x02u          /* we receive the contact's presence */
+#define KITH_ROSTER_PENDING_IN 0x04u  /* the contact asked; we have not said */
+#define KITH_ROSTER_PENDING_OUT 0x08u /* we asked; the contact has not said */
+#define KITH_ROSTER_APPROVED 0x10u    /* pre-approved (RFC 6121 3.4) */
+
+/** The subscription state derived from the flags. */
+typedef enum kith_sub {
+  KITH_SUB_NONE = 0,
+  KITH_SUB_TO = 1,
+  KITH_SUB_FROM = 2,
+  KITH_SUB_BOTH = 3
+} kith_sub_t;
+
+/** What to do with an incoming subscription request. */
+typedef enum kith_auto_authorize {
+  KITH_AUTHORIZE_ACCEPT = 0, /* answer 'subscribed' (the default) */
+  KITH_AUTHORIZE_REJECT = 1, /* answer 'unsubscribed' */
+  KITH_AUTHORIZE_MANUAL = 2, /* leave it pending; the application answers */
+  KITH_AUTHORIZE_INHERIT = 3 /* per-node setting: use the roster's */
+} kith_auto_authorize_t;
+
+/** Availability of a resource, in the order best resource ranks it. */
+typedef enum kith_show {
+  KITH_SHOW_CHAT = 0,
+  KITH_SHOW_AVAILABLE = 1,
+  KITH_SHOW_AWAY = 2,
+  KITH_SHOW_XA = 3,
+  KITH_SHOW_DND = 4,
+  KITH_SHOW_UNAVAILABLE = 5
+} kith_show_t;
+
+/** "none", "to", "from" or "both". */
+KITH_EXTERN const char *kith_sub_name(kith_sub_t sub);
+/** "chat", "available", "away", "xa", "dnd", "unavailable". */
+KITH_EXTERN const char *kith_show_name(kith_show_t show);
+
+/* ---- The collection ------------------------------------------------- */
+
+/** Create an empty roster collection. */
+KITH_EXTERN kith_status_t kith_roster_new(kith_ctx_t *ctx, kith_roster_t **out);
+/** Free a roster (detaching it first). NULL is a no-op. */
+KITH_EXTERN void kith_roster_free(kith_roster_t *roster);
+
+/** The node of `owner` (any JID form; its bare JID is used), or NULL. */
+KITH_EXTERN kith_roster_node_t *kith_roster_node(const kith_roster_t *roster,
+                                                 const char *owner);
+/**
+ * The node of `owner`, created empty if missing. *out may be NULL.
+ * KITH_EJID for an invalid JID; KITH_ELIMIT past the item limit.
+ */
+KITH_EXTERN kith_status_t kith_roster_add_node(kith_roster_t *roster,
+                                               const char *owner,
+                                               kith_roster_node_t **out);
+/** Remove a node and its items. KITH_ENOTFOUND if absent. */
+KITH_EXTERN kith_status_t kith_roster_remove_node(kith_roster_t *roster,
+                                                  const char *owner);
+/** Number of nodes, and the i-th (in creation order). */
+KITH_EXTERN size_t kith_roster_node_count(const kith_roster_t *roster);
+KITH_EXTERN kith_roster_node_t *kith_roster_node_at(const kith_roster_t *r,
+                                                    size_t i);
+/** The client's own node (its bound bare JID), or NULL before binding. */
+KITH_EXTERN kith_roster_node_t *kith_roster_self(const kith_roster_t *roster);
+
+/* ---- A node (one owner's roster) ------------------------------------ */
+
+/** The owner's bare JID. */
+KITH_EXTERN const char *kith_roster_node_owner(const kith_roster_node_t *n);
+/** The roster version (RFC 6121 2.6), or NULL when none is known. */
+KITH_EXTERN const char *kith_roster_node_version(const kith_roster_node_t *n);
+/** Number of items. */
+KITH_EXTERN size_t kith_roster_node_size(const kith_roster_node_t *n);
+/** The item for `jid` (any form; bare JID used), O(1), or NULL. */
+KITH_EXTERN kith_roster_item_t *
+kith_roster_node_item(const kith_roster_node_t *n, const char *jid);
+/**
+ * Iterate: *cursor starts at 0; each call returns the next item or NULL at
+ * the end. The order is unspecified but stable while the node is unchanged.
+ */
+KITH_EXTERN kith_roster_item_t *
+kith_roster_node_next(const kith_roster_node_t *n, size_t *cursor);
+/** Every group name used in the node, in first-use order. */
+KITH_EXTERN size_t kith_roster_node_group_count(const kith_roster_node_t *n);
+KITH_EXTERN const char *kith_roster_node_group_at(const kith_roster_node_t *n,
+                                                  size_t i);
+/**
+ * The items in `group`, written into `out` (at most `max`); returns how
+ * many there are in all. Items with no group are in group "" here.
+ */
+KITH_EXTERN size_t kith_roster_node_group_items(const kith_roster_node_t *n,
+                                                const char *group,
+                                                kith_roster_item_t **out,
+                                                size_t max);
+/**
+ * Presence broadcast targets: the items whose subscription is from or
+ * both (never none or to). Same calling convention as group_items.
+ */
+KITH_EXTERN size_t kith_roster_node_broadcast_targets(
+    const kith_roster_node_t *n, kith_roster_item_t **out, size_t max);
+
+/** Per-node policy overrides (KITH_AUTHORIZE_INHERIT / -1 to inherit). */
+KITH_EXTERN void
+kith_roster_node_set_auto_authorize(kith_roster_node_t *n,
+                                    kith_auto_authorize_t policy);
+KITH_EXTERN void kith_roster_node_set_auto_subscribe(kith_roster_node_t *n,
+                                                     int on /* -1 inherit */);
+
+/* ---- An item -------------------------------------------------------- */
+
+KITH_EXTERN const char *kith_roster_item_jid(const kith_roster_item_t *it);
+/** The item's name, or NULL when it has none. */
+KITH_EXTERN const char *kith_roster_item_name(const kith_roster_item_t *it);
+KITH_EXTERN size_t kith_roster_item_group_count(const kith_roster_item_t *it);
+KITH_EXTERN const char *kith_roster_item_group_at(const kith_roster_item_t *it,
+                                                  size_t i);
+/** The KITH_ROSTER_* flags. */
+KITH_EXTERN unsigned kith_roster_item_flags(const kith_roster_item_t *it);
+/** none / to / from / both, derived from the flags. */
+KITH_EXTERN kith_sub_t kith_roster_item_sub(const kith_roster_item_t *it);
+/**
+ * Whitelist: subscription requests from this contact are accepted whatever
+ * the policy (`on` non-zero). Local to kith; never sent to the server.
+ */
+KITH_EXTERN void kith_roster_item_set_whitelisted(kith_roster_item_t *it,
+                                                  int on);
+KITH_EXTERN int kith_roster_item_whitelisted(const kith_roster_item_t *it);
+
+/** Number of connected resources, and the i-th resource's name. */
+KITH_EXTERN size_t
+kith_roster_item_resource_count(const kith_roster_item_t *it);
+KITH_EXTERN const char *
+kith_roster_item_resource_at(const kith_roster_item_t *it, size_t i);
+/**
+ * A resource's presence. Any out-pointer may be NULL. KITH_ENOTFOUND when
+ * the resource is not connected. `last` is a CLOCK_REALTIME time in ms.
+ */
+KITH_EXTERN kith_status_t kith_roster_item_presence(
+    const kith_roster_item_t *it, const char *resource, kith_show_t *show,
+    const char **status, int *priority, int64_t *last);
+/**
+ * The best resource: highest priority, then show (chat > available > away
+ * > xa > dnd), then the most recently updated. NULL when none is online.
+ */
+KITH_EXTERN const char *
+kith_roster_item_best_resource(const kith_roster_item_t *it);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* KITH_ROSTER_H */
