@@ -23,7 +23,25 @@ extern "C" {
   XX(DISCONNECTED, "disconnected")                                             \
   XX(CONNECTED, "connected")                                                   \
   XX(RECONNECT_SCHEDULED, "reconnect_scheduled")                               \
-  XX(STREAM_ERROR, "stream_error")
+  XX(STREAM_ERROR, "stream_error")                                            \
+  XX(ROSTER_RECEIVED, "roster_received")                                      \
+  XX(ROSTER_UPDATE, "roster_update")                                          \
+  XX(PRESENCE_SUBSCRIBE, "presence_subscribe")                                \
+  XX(PRESENCE_SUBSCRIBED, "presence_subscribed")                              \
+  XX(PRESENCE_UNSUBSCRIBE, "presence_unsubscribe")                            \
+  XX(PRESENCE_UNSUBSCRIBED, "presence_unsubscribed")                          \
+  XX(PRESENCE_AVAILABLE, "presence_available")                                \
+  XX(PRESENCE_UNAVAILABLE, "presence_unavailable")                            \
+  XX(ROSTER_SUBSCRIPTION_REQUEST, "roster_subscription_request")              \
+  XX(ROSTER_SUBSCRIPTION_AUTHORIZED, "roster_subscription_authorized")        \
+  XX(ROSTER_SUBSCRIPTION_REMOVE, "roster_subscription_remove")                \
+  XX(ROSTER_SUBSCRIPTION_REMOVED, "roster_subscription_removed")              \
+  XX(ROSTER_SUBSCRIPTION_REFUSED, "roster_subscription_refused")              \
+  XX(ROSTER_SUBSCRIPTION_CANCELLED, "roster_subscription_cancelled")          \
+  XX(GOT_ONLINE, "got_online")                                                \
+  XX(GOT_OFFLINE, "got_offline")                                              \
+  XX(CHANGED_STATUS, "changed_status")                                        \
+  XX(PRESENCE_RESET, "presence_reset")
 
 typedef enum kith_event_type {
 #define KITH_EVENT_ENUM_(suffix, name) KITH_EVENT_##suffix,
@@ -46,7 +64,23 @@ typedef enum kith_event_type {
  * - RECONNECT_SCHEDULED: `delay_ms` until the next attempt.
  * - STREAM_ERROR: the peer sent a stream error; `text` is
  *   "condition: text"; DISCONNECTED follows.
+ *
+ * Roster events (see kith/roster.h and docs/events.md) carry `owner` (the
+ * node), `jid` (the contact's bare JID, or full JID for presence), `item`
+ * (NULL for a JID not in the roster), and the triggering `stanza`:
+ * - ROSTER_RECEIVED: a roster result was applied (`status`: KITH_OK).
+ * - ROSTER_UPDATE: an item was added, changed or (`removed`) deleted.
+ * - PRESENCE_*: a presence stanza of that type arrived.
+ * - ROSTER_SUBSCRIPTION_REQUEST / _AUTHORIZED / _REMOVE / _REMOVED: a
+ *   contact asked / approved / unsubscribed / revoked our subscription.
+ * - ROSTER_SUBSCRIPTION_REFUSED: our request was answered 'unsubscribed'.
+ * - ROSTER_SUBSCRIPTION_CANCELLED: the contact withdrew its request.
+ * - GOT_ONLINE / GOT_OFFLINE: a contact's first resource came online / its
+ *   last went offline; CHANGED_STATUS: show, status or priority changed.
+ * - PRESENCE_RESET: on disconnect, one per contact that was online.
  */
+typedef struct kith_roster_item kith_roster_item_t;
+
 typedef struct kith_event {
   kith_event_type_t type;
   kith_status_t status;
@@ -54,6 +88,14 @@ typedef struct kith_event {
   const char *jid;
   const kith_stanza_t *stanza;
   long delay_ms;
+  /* Roster and presence events (fields appended; never reordered). */
+  const char *owner;              /* the roster node's owner bare JID */
+  const kith_roster_item_t *item; /* the item, or NULL (a stranger) */
+  const char *resource;           /* presence: the contact's resource */
+  int show;                       /* presence: a kith_show_t */
+  int priority;                   /* presence: -128..127 */
+  const char *nick;               /* XEP-0172 nickname, if sent */
+  int removed;                    /* roster_update: the item was deleted */
 } kith_event_t;
 
 /** The event's name ("session_start", ...), or "unknown". Static. */

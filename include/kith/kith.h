@@ -14,5 +14,6 @@
 #include "kith/stanza.h"
 #include "kith/event.h"
 #include "kith/conn.h"
+#include "kith/roster.h"
 
 #endif /* KITH_H */

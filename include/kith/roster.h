@@ -187,6 +187,94 @@ KITH_EXTERN kith_status_t kith_roster_item_presence(
 KITH_EXTERN const char *
 kith_roster_item_best_resource(const kith_roster_item_t *it);
 
+/* ---- Attaching to a connection -------------------------------------- */
+
+/**
+ * Attach the roster to a connection (one connection per roster). It then
+ * registers its stanza and event handlers there: for a client it fetches
+ * the roster at session start (before the initial presence, see
+ * kith_roster_set_initial_presence()), applies pushes, tracks presence and
+ * answers subscription requests by policy; for a component it acts as the
+ * server for its nodes. KITH_EEXIST when already attached.
+ */
+KITH_EXTERN kith_status_t kith_roster_attach(kith_roster_t *roster,
+                                             kith_conn_t *conn);
+/** Remove the roster's handlers from its connection. */
+KITH_EXTERN void kith_roster_detach(kith_roster_t *roster);
+
+/**
+ * Completion callback for roster requests. `status` is KITH_OK when the
+ * server accepted, KITH_ESTANZA with `reply` the error stanza, or
+ * KITH_ETIMEDOUT / KITH_ECANCELED. Fires exactly once unless the request
+ * function returned an error.
+ */
+typedef void (*kith_roster_cb)(kith_roster_t *roster, kith_status_t status,
+                               const kith_stanza_t *reply, void *ud);
+
+/**
+ * Fetch the client roster (RFC 6121 2.2), with the cached version when the
+ * server supports versioning (2.6). An empty result keeps the cache; a full
+ * one replaces it (items not in it are removed, each with roster_update).
+ * `cb` may be NULL.
+ */
+KITH_EXTERN kith_status_t kith_roster_fetch(kith_roster_t *roster,
+                                            kith_roster_cb cb, void *ud);
+/**
+ * Add or change an item on the server (iq set). `name` NULL: no name.
+ * `subscription` is NULL, or "remove" to delete. The local roster changes
+ * only when the server's push arrives: the server is authoritative.
+ */
+KITH_EXTERN kith_status_t kith_roster_update(kith_roster_t *roster,
+                                             const char *jid,
+                                             const char *name,
+                                             const char *const *groups,
+                                             size_t ngroups,
+                                             const char *subscription,
+                                             kith_roster_cb cb, void *ud);
+/** Delete an item (kith_roster_update() with subscription "remove"). */
+KITH_EXTERN kith_status_t kith_roster_remove(kith_roster_t *roster,
+                                             const char *jid,
+                                             kith_roster_cb cb, void *ud);
+
+/**
+ * Send presence. `to` NULL broadcasts; `type` NULL is available (or
+ * "unavailable", "probe"); `from` is the owner for a component (NULL for a
+ * client); `show` NULL or "chat"/"away"/"xa"/"dnd"; `status` NULL or text;
+ * `priority` outside -128..127 leaves it out.
+ */
+KITH_EXTERN kith_status_t kith_roster_send_presence(
+    kith_roster_t *roster, const char *to, const char *type, const char *from,
+    const char *show, const char *status, int priority);
+/**
+ * Send a subscription stanza: `type` is "subscribe", "subscribed",
+ * "unsubscribe" or "unsubscribed"; `nick` (XEP-0172) may be NULL; `from` is
+ * the owner for a component. "subscribed" with no pending request is a
+ * pre-approval (RFC 6121 3.4), sent only when the server supports it
+ * (KITH_EUNSUPPORTED otherwise).
+ */
+KITH_EXTERN kith_status_t kith_roster_send_subscription(
+    kith_roster_t *roster, const char *to, const char *type, const char *nick,
+    const char *from);
+
+/** Policy for incoming subscription requests (default accept). */
+KITH_EXTERN void kith_roster_set_auto_authorize(kith_roster_t *roster,
+                                                kith_auto_authorize_t policy);
+/** Subscribe back after accepting a request (default on). */
+KITH_EXTERN void kith_roster_set_auto_subscribe(kith_roster_t *roster,
+                                                int on);
+/**
+ * Send initial presence after the roster arrives at session start
+ * (default on; off leaves it to the application).
+ */
+KITH_EXTERN void kith_roster_set_initial_presence(kith_roster_t *roster,
+                                                  int on);
+/**
+ * Also accept roster pushes from the account's own full JID (default off:
+ * only no 'from' or the bare JID, RFC 6121 2.1.6).
+ */
+KITH_EXTERN void kith_roster_set_accept_full_jid_push(kith_roster_t *roster,
+                                                      int on);
+
 #ifdef __cplusplus
 }
 #endif

@@ -302,8 +302,12 @@ static void end_connection(kith_conn_t *conn, kith_status_t status,
   kith__iq_cancel_all(conn, KITH_ECANCELED);
   kith__emit_simple(conn, KITH_EVENT_DISCONNECTED, status, msg, NULL);
   if (conn->state == KITH__ST_RECONNECT_WAIT) {
-    kith_event_t ev = {KITH_EVENT_RECONNECT_SCHEDULED, status, msg, NULL, NULL,
-                       (long)conn->reconnect_delay_ms};
+    kith_event_t ev;
+    memset(&ev, 0, sizeof(ev));
+    ev.type = KITH_EVENT_RECONNECT_SCHEDULED;
+    ev.status = status;
+    ev.text = msg;
+    ev.delay_ms = (long)conn->reconnect_delay_ms;
     kith__emit(conn, &ev);
     /* The next failure waits twice as long, up to the maximum. */
     conn->reconnect_delay_ms =

@@ -152,7 +152,12 @@ static void on_stream_error(kith_conn_t *conn, const kith_stanza_t *st)
     snprintf(msg, sizeof(msg), "%s%s%s", cond, text ? ": " : "",
              text ? text : "");
   {
-    kith_event_t ev = {KITH_EVENT_STREAM_ERROR, status, msg, NULL, st, 0};
+    kith_event_t ev;
+    memset(&ev, 0, sizeof(ev));
+    ev.type = KITH_EVENT_STREAM_ERROR;
+    ev.status = status;
+    ev.text = msg;
+    ev.stanza = st;
     kith__emit(conn, &ev);
   }
   kith__conn_write(conn, "</stream:stream>", 16);
