@@ -90,12 +90,15 @@ KITH_EXTERN kith_roster_node_t *kith_roster_node(const kith_roster_t *roster,
                                                  const char *owner);
 /**
  * The node of `owner`, created empty if missing. *out may be NULL.
- * KITH_EJID for an invalid JID; KITH_ELIMIT past the item limit.
+ * KITH_EJID for an invalid JID, KITH_EINVAL, KITH_ENOMEM.
  */
 KITH_EXTERN kith_status_t kith_roster_add_node(kith_roster_t *roster,
                                                const char *owner,
                                                kith_roster_node_t **out);
-/** Remove a node and its items. KITH_ENOTFOUND if absent. */
+/**
+ * Remove a node and its items (pointers into it become invalid).
+ * KITH_ENOTFOUND if absent.
+ */
 KITH_EXTERN kith_status_t kith_roster_remove_node(kith_roster_t *roster,
                                                   const char *owner);
 /** Number of nodes, and the i-th (in creation order). */
@@ -113,7 +116,10 @@ KITH_EXTERN const char *kith_roster_node_owner(const kith_roster_node_t *n);
 KITH_EXTERN const char *kith_roster_node_version(const kith_roster_node_t *n);
 /** Number of items. */
 KITH_EXTERN size_t kith_roster_node_size(const kith_roster_node_t *n);
-/** The item for `jid` (any form; bare JID used), O(1), or NULL. */
+/**
+ * The item for `jid` (any form; bare JID used), O(1), or NULL. A JID
+ * already in normalized bare form is looked up without normalizing.
+ */
 KITH_EXTERN kith_roster_item_t *
 kith_roster_node_item(const kith_roster_node_t *n, const char *jid);
 /**
@@ -151,7 +157,7 @@ KITH_EXTERN void kith_roster_node_set_auto_subscribe(kith_roster_node_t *n,
 /* ---- An item -------------------------------------------------------- */
 
 KITH_EXTERN const char *kith_roster_item_jid(const kith_roster_item_t *it);
-/** The item's name, or NULL when it has none. */
+/** The item's name, or NULL when it has none (an empty name is none). */
 KITH_EXTERN const char *kith_roster_item_name(const kith_roster_item_t *it);
 KITH_EXTERN size_t kith_roster_item_group_count(const kith_roster_item_t *it);
 KITH_EXTERN const char *kith_roster_item_group_at(const kith_roster_item_t *it,
@@ -174,7 +180,8 @@ kith_roster_item_resource_count(const kith_roster_item_t *it);
 KITH_EXTERN const char *
 kith_roster_item_resource_at(const kith_roster_item_t *it, size_t i);
 /**
- * A resource's presence. Any out-pointer may be NULL. KITH_ENOTFOUND when
+ * A resource's presence (`resource` NULL or "" for a presence from the
+ * bare JID). Any out-pointer may be NULL. KITH_ENOTFOUND when
  * the resource is not connected. `last` is a CLOCK_REALTIME time in ms.
  */
 KITH_EXTERN kith_status_t kith_roster_item_presence(

@@ -19,6 +19,7 @@
  * normalized JID costs no normalization. The *_norm variants skip
  * normalization entirely: pass them only strings that are exactly a
  * normalized bare JID (from kith_jid_normalize() or from our own store).
+ * A lookup that has to normalize and runs out of memory finds nothing.
  *
  * Pointers. Items, nodes and strings are borrowed; they stay valid until
  * the object changes:
@@ -43,8 +44,9 @@
  *   KITH__CHANGE_CLEARED  all of the node's items are about to be freed,
  *                         and its version cleared (item is NULL); no
  *                         per-item REMOVED events follow
- * The hook must not change the roster. Node creation and removal raise no
- * event; a store sees a node through its first item or version.
+ * The hook must not change the roster. Creating a node raises no event (a
+ * store sees it through its first item or version); removing one raises
+ * KITH__CHANGE_CLEARED for it first, when it has items or a version.
  */
 #ifndef KITH_ROSTER_MODEL_H
 #define KITH_ROSTER_MODEL_H
@@ -113,6 +115,10 @@ void *kith__roster_attachment(const kith_roster_t *roster);
 kith_status_t kith__roster_set_policy(kith_roster_t *roster,
                                       kith_auto_authorize_t auto_authorize,
                                       int auto_subscribe);
+/** The roster-wide policy. Out-pointers may be NULL. */
+void kith__roster_policy(const kith_roster_t *roster,
+                         kith_auto_authorize_t *auto_authorize,
+                         int *auto_subscribe);
 /** A node's effective policy, overrides resolved. Out-pointers may be NULL. */
 void kith__roster_node_policy(const kith_roster_node_t *node,
                               kith_auto_authorize_t *auto_authorize,
@@ -142,11 +148,12 @@ void kith__roster_node_clear(kith_roster_node_t *node);
 void kith__roster_node_clear_all_presence(kith_roster_node_t *node);
 
 /** The node's policy overrides as set (INHERIT / -1 when inheriting). */
-kith_auto_authorize_t kith__roster_node_auto_authorize(
-    const kith_roster_node_t *node);
+kith_auto_authorize_t
+kith__roster_node_auto_authorize(const kith_roster_node_t *node);
 int kith__roster_node_auto_subscribe(const kith_roster_node_t *node);
 
-/* ---- Items: lookup and change --------------------------------------------- */
+/* ---- Items: lookup and change ---------------------------------------------
+ */
 
 /** The item whose key is exactly `jid_norm` (no normalization), or NULL. */
 kith_roster_item_t *kith__roster_item_find_norm(const kith_roster_node_t *node,
@@ -173,21 +180,19 @@ kith_roster_item_t *kith__roster_item_find_norm(const kith_roster_node_t *node,
 kith_status_t kith__roster_item_upsert(kith_roster_node_t *node,
                                        const char *jid, const char *name,
                                        const char *const *groups,
-                                       size_t ngroups,
-                                       kith_roster_item_t **out, int *changed);
+                                       size_t ngroups, kith_roster_item_t **out,
+                                       int *changed);
 
 /**
  * kith__roster_item_upsert() for a `jid_norm` that is already exactly a
  * normalized bare JID: no normalization, no allocation for the key.
  * Passing anything else breaks lookups (KITH_EINVAL only for "" or a '/').
  */
-kith_status_t kith__roster_item_upsert_norm(kith_roster_node_t *node,
-                                            const char *jid_norm,
-                                            const char *name,
-                                            const char *const *groups,
-                                            size_t ngroups,
-                                            kith_roster_item_t **out,
-                                            int *changed);
+kith_status_t
+kith__roster_item_upsert_norm(kith_roster_node_t *node, const char *jid_norm,
+                              const char *name, const char *const *groups,
+                              size_t ngroups, kith_roster_item_t **out,
+                              int *changed);
 
 /**
  * Remove the item for `jid` (any form). Raises KITH__CHANGE_REMOVED before
@@ -208,7 +213,8 @@ kith_roster_node_t *kith__roster_item_node(const kith_roster_item_t *item);
  */
 int kith__roster_item_set_flags(kith_roster_item_t *item, unsigned flags);
 
-/* ---- Items: presence (volatile, never raises the hook) -------------------- */
+/* ---- Items: presence (volatile, never raises the hook) --------------------
+ */
 
 /**
  * Add or update `resource` of the contact (NULL or "" for a presence from
@@ -237,8 +243,9 @@ kith_status_t kith__roster_item_clear_presence(kith_roster_item_t *item,
 void kith__roster_item_clear_all_presence(kith_roster_item_t *item);
 
 /** The last presence stanza kept for `resource` (NULL/"" = bare), or NULL. */
-const kith_stanza_t *kith__roster_item_presence_stanza(
-    const kith_roster_item_t *item, const char *resource);
+const kith_stanza_t *
+kith__roster_item_presence_stanza(const kith_roster_item_t *item,
+                                  const char *resource);
 
 /** CLOCK_REALTIME now, in milliseconds. */
 int64_t kith__roster_now_ms(void);

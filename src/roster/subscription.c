@@ -49,14 +49,20 @@ static const char *const state_names[KITH__ST_COUNT] = {
 #define FORGET KITH__SUB_A_FORGET_PRESENCE
 
 /* A rule: R(next state, deliver/route, roster push, actions). */
+/* clang-format off */
 #define R(next, deliver, push, actions) {(next), (deliver), (push), (actions)}
+/* clang-format on */
 
 /*
  * rules[direction][type][state]. Rows follow kith__sub_state_t: the nine
  * states of RFC 6121 A.1, then None, None + Pending Out and To with a
  * pre-approval (section 3.4). "no state change" is a row whose next
  * state is its own.
+ *
+ * clang-format is off for the table: one aligned row per state, with the
+ * state named beside it, is what lets a reader check it against the RFC.
  */
+/* clang-format off */
 static const kith__sub_rule_t rules[KITH__SUB_DIR_COUNT][KITH__PT_COUNT]
                                    [KITH__ST_COUNT] = {
     [KITH__SUB_OUTBOUND] = {
@@ -190,6 +196,7 @@ static const kith__sub_rule_t rules[KITH__SUB_DIR_COUNT][KITH__PT_COUNT]
         },
     },
 };
+/* clang-format on */
 
 unsigned kith__sub_normalize(unsigned flags)
 {
@@ -232,7 +239,8 @@ const char *kith__sub_state_name(unsigned flags)
 
 kith_sub_t kith__sub_of(unsigned flags)
 {
-  int from = (flags & KITH_ROSTER_FROM) != 0, to = (flags & KITH_ROSTER_TO) != 0;
+  int from = (flags & KITH_ROSTER_FROM) != 0,
+      to = (flags & KITH_ROSTER_TO) != 0;
 
   if (from && to)
     return KITH_SUB_BOTH;
@@ -246,8 +254,8 @@ const char *kith_sub_name(kith_sub_t sub)
   return (unsigned)sub < 4 ? names[sub] : "?";
 }
 
-const kith__sub_rule_t *kith__sub_rule(kith__sub_dir_t dir,
-                                       kith__ptype_t type, unsigned flags)
+const kith__sub_rule_t *kith__sub_rule(kith__sub_dir_t dir, kith__ptype_t type,
+                                       unsigned flags)
 {
   if ((unsigned)dir >= KITH__SUB_DIR_COUNT || (unsigned)type >= KITH__PT_COUNT)
     return NULL;

@@ -30,6 +30,14 @@
  * dropped. Every lookup normalizes first, and no rule produces an invalid
  * combination (test_subscription.c checks this).
  *
+ * Items. The table works on flags; whether an item exists is the
+ * caller's business. A contact with no item is in state None. RFC 6121
+ * A.1: a request from a contact with no item (None + Pending In) must be
+ * remembered without creating an item, so a component keeps such requests
+ * outside the roster model (DESIGN.md: never create or persist items for
+ * strangers). Conversely, an outbound subscribe or a pre-approval for a
+ * contact with no item creates one (3.1.2, 3.4); `push` covers that.
+ *
  * Decisions where RFC 6121 leaves room, all visible in the table:
  *
  *  - Outbound subscribe and unsubscribe are always routed (3.1.2, 3.3.2:
@@ -142,8 +150,8 @@ typedef struct kith__sub_rule {
  * (normalized first). Never NULL for valid dir and type; NULL when either
  * is out of range. Static storage.
  */
-const kith__sub_rule_t *kith__sub_rule(kith__sub_dir_t dir,
-                                       kith__ptype_t type, unsigned flags);
+const kith__sub_rule_t *kith__sub_rule(kith__sub_dir_t dir, kith__ptype_t type,
+                                       unsigned flags);
 
 /** The outcome of applying a rule to an item's flags. */
 typedef struct kith__sub_result {

@@ -614,6 +614,29 @@ kith_status_t kith__conn_adopt_fd(kith_conn_t *conn, int fd)
   return rc;
 }
 
+kith_status_t kith__conn_test_ready(kith_conn_t *conn, const char *bound_jid,
+                                    const kith_stanza_t *features)
+{
+  kith_status_t rc = KITH_OK;
+
+  if (conn->state != KITH__ST_STREAM)
+    return KITH_ESTATE;
+  kith_stanza_free(conn->features);
+  conn->features = NULL;
+  if (features)
+    rc = kith_stanza_copy(features, &conn->features);
+  if (rc == KITH_OK) {
+    kith__free(conn->ctx, conn->bound_jid);
+    conn->bound_jid = kith__strdup(conn->ctx, bound_jid);
+    rc = conn->bound_jid ? KITH_OK : KITH_ENOMEM;
+  }
+  if (rc != KITH_OK)
+    return rc;
+  conn->authenticated = 1;
+  kith__conn_ready(conn);
+  return KITH_OK;
+}
+
 void kith_conn_disconnect(kith_conn_t *conn)
 {
   if (conn == NULL)

@@ -135,6 +135,11 @@ kith_status_t kith__conn_start_tls(kith_conn_t *conn);
 /* Tests: use an already connected socket (a socketpair end played by a
  * scripted peer) instead of resolving and dialing. Takes the fd. */
 kith_status_t kith__conn_adopt_fd(kith_conn_t *conn, int fd);
+/* Tests: on an adopted fd, skip negotiation and start the session as
+ * `bound_jid` with the server's `features` (copied; may be NULL). Fires
+ * SESSION_START. */
+kith_status_t kith__conn_test_ready(kith_conn_t *conn, const char *bound_jid,
+                                    const kith_stanza_t *features);
 /* The session started: fire SESSION_START. */
 void kith__conn_ready(kith_conn_t *conn);
 

@@ -123,6 +123,10 @@ struct kith__parser {
  * puts expat's buffers under the application's allocator and limits too.
  */
 static _Thread_local kith_ctx_t *xm_ctx;
+/* Set when one of expat's allocations fails: expat reports some of those
+ * as other errors (an unbound prefix, for one), so the parser checks this
+ * flag to blame memory instead. */
+static _Thread_local int xm_failed;
 
 typedef union xm_header {
   kith_ctx_t *ctx;
@@ -136,8 +140,10 @@ static void *xm_malloc(size_t size)
   if (size > SIZE_MAX - sizeof(*h))
     return NULL;
   h = kith__malloc(xm_ctx, sizeof(*h) + size);
-  if (h == NULL)
+  if (h == NULL) {
+    xm_failed = 1;
     return NULL;
+  }
   h->ctx = xm_ctx;
   return h + 1;
 }
@@ -152,7 +158,11 @@ static void *xm_realloc(void *ptr, size_t size)
     return NULL;
   h = (xm_header_t *)ptr - 1;
   h = kith__realloc(h->ctx, h, sizeof(*h) + size);
-  return h ? h + 1 : NULL;
+  if (h == NULL) {
+    xm_failed = 1;
+    return NULL;
+  }
+  return h + 1;
 }
 
 static void xm_free(void *ptr)
@@ -167,6 +177,22 @@ static void xm_free(void *ptr)
 
 static const XML_Memory_Handling_Suite xm_suite = {xm_malloc, xm_realloc,
                                                    xm_free};
+
+/* Run `call` with expat's allocations charged to p's context. The
+ * previous values are restored: a callback may parse with another
+ * context. */
+#define WITH_XM(p, failed, call)                                               \
+  do {                                                                         \
+    kith_ctx_t *saved_ctx_ = xm_ctx;                                           \
+    int saved_failed_ = xm_failed;                                             \
+    xm_ctx = (p)->ctx;                                                         \
+    xm_failed = 0;                                                             \
+    call;                                                                      \
+    (failed) = xm_failed;                                                      \
+    xm_ctx = saved_ctx_;                                                       \
+    xm_failed = saved_failed_;                                                 \
+  } while (0)
+
 
 /* ------------------------------------------------------------------ */
 /* Errors                                                              */
@@ -199,12 +225,14 @@ static void fail_nomem(kith__parser_t *p)
   fail(p, KITH_ENOMEM, "resource-constraint", "out of memory");
 }
 
-static void fail_expat(kith__parser_t *p)
+static void fail_expat(kith__parser_t *p, int alloc_failed)
 {
   enum XML_Error e = XML_GetErrorCode(p->xp);
   const char *cond = "not-well-formed";
   kith_status_t status = KITH_EXML;
 
+  if (alloc_failed)
+    e = XML_ERROR_NO_MEMORY;
   switch (e) {
   case XML_ERROR_NO_MEMORY:
     fail_nomem(p);
@@ -519,14 +547,13 @@ static void XMLCALL on_entity_decl(void *ud, const XML_Char *name, int is_pe,
 static XML_Parser xp_create(kith__parser_t *p)
 {
   static const XML_Char sep[] = {NS_SEP, '\0'};
-  kith_ctx_t *saved = xm_ctx;
   XML_Parser xp;
+  int failed;
 
-  xm_ctx = p->ctx;
   /* Naming UTF-8 here makes expat ignore the encoding the document
    * declares (checked in on_xml_decl) and never guess UTF-16. */
-  xp = XML_ParserCreate_MM("UTF-8", &xm_suite, sep);
-  xm_ctx = saved;
+  WITH_XM(p, failed, xp = XML_ParserCreate_MM("UTF-8", &xm_suite, sep));
+  (void)failed;
   if (xp == NULL)
     return NULL;
   XML_SetUserData(xp, p);
@@ -545,42 +572,41 @@ static XML_Parser xp_create(kith__parser_t *p)
 }
 
 /* After an expat call: note suspension, translate expat's own errors. */
-static void after_expat(kith__parser_t *p, enum XML_Status st)
+static void after_expat(kith__parser_t *p, enum XML_Status st,
+                        int alloc_failed)
 {
   if (st == XML_STATUS_SUSPENDED)
     p->xp_suspended = 1;
   else if (st == XML_STATUS_ERROR &&
            XML_GetErrorCode(p->xp) != XML_ERROR_ABORTED)
-    fail_expat(p);
+    fail_expat(p, alloc_failed);
 }
 
 /* Pass n bytes to expat. */
 static void give(kith__parser_t *p, const char *s, size_t n, int final)
 {
-  kith_ctx_t *saved = xm_ctx;
   enum XML_Status st;
   void *b = NULL;
+  int failed;
 
   if (n > (size_t)INT32_MAX) {
     fail(p, KITH_ELIMIT, "policy-violation", "input chunk too large");
     return;
   }
-  xm_ctx = p->ctx;
-  if (n)
-    b = XML_GetBuffer(p->xp, (int)n);
-  if (n && b == NULL) {
-    xm_ctx = saved;
-    fail_expat(p);
-    return;
-  }
-  if (n)
+  if (n) {
+    WITH_XM(p, failed, b = XML_GetBuffer(p->xp, (int)n));
+    if (b == NULL) {
+      fail_expat(p, failed);
+      return;
+    }
     memcpy(b, s, n);
+  }
   p->given += n;
   p->in_expat = 1;
-  st = XML_ParseBuffer(p->xp, (int)n, final ? XML_TRUE : XML_FALSE);
+  WITH_XM(p, failed,
+          st = XML_ParseBuffer(p->xp, (int)n, final ? XML_TRUE : XML_FALSE));
   p->in_expat = 0;
-  xm_ctx = saved;
-  after_expat(p, st);
+  after_expat(p, st, failed);
 }
 
 static void give_hold(kith__parser_t *p)
@@ -924,16 +950,14 @@ static void resume(kith__parser_t *p)
       return;
   }
   if (p->xp_suspended) {
-    kith_ctx_t *saved = xm_ctx;
     enum XML_Status st;
+    int failed;
 
     p->xp_suspended = 0;
-    xm_ctx = p->ctx;
     p->in_expat = 1;
-    st = XML_ResumeParser(p->xp);
+    WITH_XM(p, failed, st = XML_ResumeParser(p->xp));
     p->in_expat = 0;
-    xm_ctx = saved;
-    after_expat(p, st);
+    after_expat(p, st, failed);
     if (p->halt != HALT_NONE)
       return;
   }

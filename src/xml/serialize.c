@@ -59,18 +59,16 @@ kith_status_t kith__xml_escape(kith__buf_t *out, const char *s, size_t len,
   return kith__buf_add(out, s + run, len - run);
 }
 
-/* The namespace `el` is in when written under the serialization root
- * `root`, where `root_inh` is the default namespace in scope. */
-static const char *effective(const kith_stanza_t *el, const kith_stanza_t *root,
-                             const char *root_inh)
+/* The namespace `el` is in: its own, else the nearest ancestor's in its
+ * tree (a subtree written alone keeps the namespace it inherits), else the
+ * one in scope where the output goes. */
+static const char *effective(const kith_stanza_t *el, const char *root_inh)
 {
-  for (;;) {
+  for (; el; el = el->node.parent) {
     if (el->ns)
       return el->ns->uri;
-    if (el == root)
-      return root_inh;
-    el = el->node.parent;
   }
+  return root_inh;
 }
 
 static kith_status_t add_quoted(kith__buf_t *out, const char *name,
@@ -134,22 +132,43 @@ static kith_status_t add_attr(kith__buf_t *out, const kith_stanza_t *el,
   return rc;
 }
 
-/* "<name xmlns='...' attrs" and then "/>" or ">". */
+/* "<name xmlns='...' attrs" and then "/>" or ">". `decl` is the namespace
+ * to declare, or NULL. */
 static kith_status_t open_tag(kith__buf_t *out, const kith_stanza_t *el,
-                              const char *eff, const char *inherited)
+                              const char *decl)
 {
   kith_status_t rc = kith__buf_addc(out, '<');
   size_t i;
 
   if (rc == KITH_OK)
     rc = kith__buf_adds(out, el->name);
-  if (rc == KITH_OK && strcmp(eff, inherited) != 0)
-    rc = add_quoted(out, "xmlns", eff, strlen(eff));
+  if (rc == KITH_OK && decl)
+    rc = add_quoted(out, "xmlns", decl, strlen(decl));
   for (i = 0; rc == KITH_OK && i < el->nattrs; i++)
     rc = add_attr(out, el, i);
   if (rc == KITH_OK)
     rc = el->first ? kith__buf_addc(out, '>') : kith__buf_add(out, "/>", 2);
   return rc;
+}
+
+/* The xmlns to declare on `el`, or NULL. Below the root, an element without
+ * a namespace of its own inherits and never declares one, which also keeps
+ * this from walking up long chains of such elements. */
+static const char *declaration(const kith_stanza_t *el, const kith_stanza_t *st,
+                               const char *root_inh)
+{
+  const char *eff, *inh;
+
+  if (el == st) {
+    eff = effective(el, root_inh);
+    inh = root_inh;
+  } else if (el->ns == NULL) {
+    return NULL;
+  } else {
+    eff = el->ns->uri;
+    inh = effective(el->node.parent, root_inh);
+  }
+  return strcmp(eff, inh) != 0 ? eff : NULL;
 }
 
 static kith_status_t close_tag(kith__buf_t *out, const kith_stanza_t *el)
@@ -182,10 +201,8 @@ kith_status_t kith__xml_serialize(kith__buf_t *out, const kith_stanza_t *st,
       rc = kith__xml_escape(out, t->data, t->len, 0);
     } else {
       const kith_stanza_t *el = (const kith_stanza_t *)n;
-      const char *inh =
-          el == st ? root_inh : effective(el->node.parent, st, root_inh);
 
-      rc = open_tag(out, el, effective(el, st, root_inh), inh);
+      rc = open_tag(out, el, declaration(el, st, root_inh));
       if (rc == KITH_OK && el->first) {
         n = el->first;
         continue;
