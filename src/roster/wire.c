@@ -208,7 +208,19 @@ static int local_byte_ok(unsigned char c)
 {
   if (c <= 0x20 || c >= 0x7F || (c >= 'A' && c <= 'Z'))
     return 0;
-  return strchr("\"&'/:<>@", c) == NULL;
+  switch (c) {
+  case '"':
+  case '&':
+  case '\'':
+  case '/':
+  case ':':
+  case '<':
+  case '>':
+  case '@':
+    return 0;
+  default:
+    return 1;
+  }
 }
 
 static int label_byte_ok(unsigned char c)
@@ -298,22 +310,31 @@ static void walk_done(walk_t *w)
   w->slots = NULL;
 }
 
-/* Make room for `count` groups and, for a long list, an empty hash set. */
-static kith_status_t groups_reserve(walk_t *w, size_t count)
+/* Make room for at least `count` group pointers. */
+static kith_status_t groups_grow(walk_t *w, size_t count)
+{
+  size_t cap = 2 * w->groups_cap;
+  const char **g;
+
+  if (count <= w->groups_cap)
+    return KITH_OK;
+  if (count > SIZE_MAX / (4 * sizeof(size_t)))
+    return KITH_ENOMEM;
+  if (cap < count)
+    cap = count < 8 ? 8 : count;
+  if ((g = kith__realloc(w->ctx, w->groups, cap * sizeof(*g))) == NULL)
+    return KITH_ENOMEM;
+  w->groups = g;
+  w->groups_cap = cap;
+  return KITH_OK;
+}
+
+/* Prepare duplicate detection for `count` groups: a linear scan for a few,
+ * an empty hash set for more. */
+static kith_status_t dedupe_begin(walk_t *w, size_t count)
 {
   size_t need = 16;
 
-  if (count > SIZE_MAX / (4 * sizeof(size_t)))
-    return KITH_ENOMEM;
-  if (count > w->groups_cap) {
-    size_t cap = count > 2 * w->groups_cap ? count : 2 * w->groups_cap;
-    const char **g = kith__realloc(w->ctx, w->groups, cap * sizeof(*g));
-
-    if (g == NULL)
-      return KITH_ENOMEM;
-    w->groups = g;
-    w->groups_cap = cap;
-  }
   w->nslots = 0;
   if (count <= LINEAR_GROUPS)
     return KITH_OK;
@@ -368,35 +389,54 @@ static int group_seen(walk_t *w, const char *text, size_t n)
   return 0;
 }
 
+/*
+ * Whether `el` is in namespace `uri`. `same` is an element's namespace
+ * string known to be `uri`: parsed children share their parent's string,
+ * so comparing pointers settles the common case without strcmp().
+ */
+static int in_ns(const kith_stanza_t *el, const char *same, const char *uri)
+{
+  const char *ns = eff_ns(el);
+
+  return (ns && ns == same) || ns_equal(ns, uri);
+}
+
 /* Collect the item's groups: document order, no duplicates, no empties. */
 static kith_status_t read_groups(walk_t *w, const kith_stanza_t *item,
                                  kith__wire_item_view_t *v)
 {
+  const char *ns = eff_ns(item); /* jabber:iq:roster, checked by the caller */
   const kith_stanza_t *c;
-  size_t count = 0, n = 0;
+  size_t n = 0, i, kept = 0;
   kith_status_t st;
 
   v->groups = NULL;
   v->ngroups = 0;
-  for (c = kith_stanza_first_child(item); c; c = kith_stanza_next(c))
-    count += is_el(c, "group", KITH_NS_ROSTER);
-  if (count == 0)
-    return KITH_OK;
-  if ((st = groups_reserve(w, count)) != KITH_OK)
-    return st;
   for (c = kith_stanza_first_child(item); c; c = kith_stanza_next(c)) {
     const char *text;
 
-    if (!is_el(c, "group", KITH_NS_ROSTER))
+    if (strcmp(kith_stanza_name(c), "group") != 0 ||
+        !in_ns(c, ns, KITH_NS_ROSTER))
       continue;
     /* Text from several pieces is joined on demand, which can fail. */
     if ((text = kith_stanza_text(c)) == NULL)
       return KITH_ENOMEM;
-    if (text[0] != '\0' && !group_seen(w, text, n))
-      w->groups[n++] = text;
+    if (text[0] == '\0')
+      continue;
+    if ((st = groups_grow(w, n + 1)) != KITH_OK)
+      return st;
+    w->groups[n++] = text;
   }
-  v->groups = w->groups;
-  v->ngroups = n;
+  /* Always: a hash set left from an earlier item must not be consulted. */
+  if ((st = dedupe_begin(w, n)) != KITH_OK)
+    return st;
+  /* Compact in place: kept <= i, and group_seen() reads only [0, kept). */
+  for (i = 0; i < n; i++) {
+    if (!group_seen(w, w->groups[i], kept))
+      w->groups[kept++] = w->groups[i];
+  }
+  v->groups = kept ? w->groups : NULL;
+  v->ngroups = kept;
   return KITH_OK;
 }
 
@@ -416,6 +456,35 @@ static kith_status_t item_jid(walk_t *w, const char *raw, const char **out,
   return st;
 }
 
+/* The attributes of an <item/> that matter. */
+typedef struct item_attrs {
+  const char *jid, *name, *sub, *ask, *approved;
+} item_attrs_t;
+
+/* One pass over the item's attributes rather than one lookup each: this
+ * runs once per item of rosters that can hold a million. */
+static void read_item_attrs(const kith_stanza_t *el, item_attrs_t *a)
+{
+  size_t i, n = kith_stanza_attr_count(el);
+
+  memset(a, 0, sizeof(*a));
+  for (i = 0; i < n; i++) {
+    const char *name = NULL, *value = NULL;
+
+    kith_stanza_attr_at(el, i, &name, &value);
+    if (strcmp(name, "jid") == 0)
+      a->jid = value;
+    else if (strcmp(name, "name") == 0)
+      a->name = value;
+    else if (strcmp(name, "subscription") == 0)
+      a->sub = value;
+    else if (strcmp(name, "ask") == 0)
+      a->ask = value;
+    else if (strcmp(name, "approved") == 0)
+      a->approved = value;
+  }
+}
+
 /*
  * Read one <item/> into a view. KITH_OK; KITH_EPROTO (no jid, bad
  * subscription) or KITH_EJID (invalid JID) with a static *reason: the
@@ -425,28 +494,27 @@ static kith_status_t item_read(walk_t *w, const kith_stanza_t *el,
                                int allow_remove, kith__wire_item_view_t *v,
                                const char **reason)
 {
-  const char *raw = kith_stanza_attr(el, "jid");
-  const char *sub = kith_stanza_attr(el, "subscription");
-  const char *name = kith_stanza_attr(el, "name");
-  const char *approved = kith_stanza_attr(el, "approved");
+  item_attrs_t a;
   kith_status_t st;
 
   memset(v, 0, sizeof(*v));
-  if (raw == NULL) {
+  read_item_attrs(el, &a);
+  if (a.jid == NULL) {
     *reason = "item has no 'jid'";
     return KITH_EPROTO;
   }
-  v->subscription = sub ? kith__wire_sub_from_name(sub) : KITH__WIRE_SUB_NONE;
+  v->subscription =
+      a.sub ? kith__wire_sub_from_name(a.sub) : KITH__WIRE_SUB_NONE;
   if (v->subscription < 0 ||
       (v->subscription == KITH__WIRE_SUB_REMOVE && !allow_remove)) {
     *reason = "item has an invalid 'subscription'";
     return KITH_EPROTO;
   }
-  if ((st = item_jid(w, raw, &v->jid, reason)) != KITH_OK)
+  if ((st = item_jid(w, a.jid, &v->jid, reason)) != KITH_OK)
     return st;
-  v->name = name && name[0] ? name : NULL;
-  v->ask = str_is(kith_stanza_attr(el, "ask"), "subscribe");
-  v->approved = str_is(approved, "true") || str_is(approved, "1");
+  v->name = a.name && a.name[0] ? a.name : NULL;
+  v->ask = str_is(a.ask, "subscribe");
+  v->approved = str_is(a.approved, "true") || str_is(a.approved, "1");
   return read_groups(w, el, v);
 }
 
@@ -567,6 +635,7 @@ kith_status_t kith__wire_roster_foreach(kith_ctx_t *ctx,
                                         kith__wire_roster_info_t *info)
 {
   const kith_stanza_t *query, *el;
+  const char *qns;
   kith_status_t st;
   size_t index = 0;
   walk_t w;
@@ -582,13 +651,15 @@ kith_status_t kith__wire_roster_foreach(kith_ctx_t *ctx,
     return KITH_OK;
   }
   info->ver = kith_stanza_attr(query, "ver");
+  qns = eff_ns(query);
   walk_init(&w, ctx);
   for (el = kith_stanza_first_child(query); el && st == KITH_OK;
        el = kith_stanza_next(el)) {
     kith__wire_item_view_t v;
     const char *reason = NULL;
 
-    if (!is_el(el, "item", KITH_NS_ROSTER))
+    if (strcmp(kith_stanza_name(el), "item") != 0 ||
+        !in_ns(el, qns, KITH_NS_ROSTER))
       continue;
     index++;
     st = item_read(&w, el, 0, &v, &reason);
@@ -891,7 +962,9 @@ static kith_status_t add_groups(kith_ctx_t *ctx, kith_stanza_t *item,
   walk_t w;
 
   walk_init(&w, ctx);
-  st = groups_reserve(&w, ngroups);
+  st = groups_grow(&w, ngroups);
+  if (st == KITH_OK)
+    st = dedupe_begin(&w, ngroups);
   for (i = 0; i < ngroups && st == KITH_OK; i++) {
     if (group_seen(&w, groups[i], n))
       continue;

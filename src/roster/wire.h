@@ -235,6 +235,10 @@ kith_status_t kith__wire_parse_roster_result(kith_ctx_t *ctx,
  * iq; RFC 6120 8.2.3 and 8.3.1 forbid answering those). Otherwise answer
  * with kith__wire_build_error(ctx, iq, type, condition). `may_ignore` is 1
  * when RFC 6121 2.1.6 also allows not answering (an unauthorized sender).
+ * Answering is the better default: kith_conn answers every iq get/set
+ * that no handler takes with the same service-unavailable, so the answer
+ * tells the sender nothing it could not learn anyway (the presence leak
+ * RFC 6121 worries about), and RFC 6120 8.2.3 asks for a reply.
  * `reason` is a static English text for the log.
  */
 typedef struct kith__wire_reject {

@@ -771,10 +771,12 @@ static void pump(kith__parser_t *p, const char *data, size_t len)
       n = (size_t)(end - p->received) + 1;
     ok = scan(p, s, n, &closes);
     p->received += ok;
+    /* Give expat everything up to the last markup close, or everything
+     * valid before a UTF-8 error so that earlier errors come first. */
     now = ok < n ? ok : closes;
-    if (now) {
+    if (now || ok < n) {
       give_hold(p);
-      if (p->halt == HALT_NONE) {
+      if (p->halt == HALT_NONE && now) {
         give(p, s, now, 0);
         done = now;
       }

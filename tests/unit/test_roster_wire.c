@@ -405,12 +405,23 @@ static void test_result_groups(void **state)
       "<group>x</group><group>X</group><note>ignored</note></item>"
       /* Only empty groups: no groups. */
       "<item jid='c@example.com'><group/></item>"
+      /* A long list (hashed), then short ones naming the same groups:
+       * nothing carries over from one item to the next. */
+      "<item jid='d@example.com'><group>1</group><group>2</group>"
+      "<group>3</group><group>4</group><group>5</group><group>6</group>"
+      "<group>7</group><group>8</group><group>9</group><group>1</group>"
+      "</item>"
+      "<item jid='e@example.com'><group>9</group></item>"
+      "<item jid='f@example.com'><group>5</group><group>1</group></item>"
       "</query></iq>",
       &n, NULL);
-  assert_int_equal(n, 3);
+  assert_int_equal(n, 6);
   assert_groups(&items[0], 4, "B", "A", "C", " ");
   assert_groups(&items[1], 2, "x", "X");
   assert_groups(&items[2], 0);
+  assert_groups(&items[3], 9, "1", "2", "3", "4", "5", "6", "7", "8", "9");
+  assert_groups(&items[4], 1, "9");
+  assert_groups(&items[5], 2, "5", "1");
   kith__wire_items_free(NULL, items, n);
 }
 

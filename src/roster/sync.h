@@ -1,0 +1,94 @@
+/*
+ * Internal: attaching a roster to a connection (kith_roster_attach()).
+ *
+ *   sync.c      attach/detach, policy setters, session start, the roster
+ *               fetch with versioning, pushes, roster sets, disconnect
+ *   presence.c  presence tracking, inbound subscription stanzas and the
+ *               subscription policy, kith_roster_send_presence() and
+ *               kith_roster_send_subscription()
+ *
+ * The state (kith__sync_t) is the roster's attachment
+ * (kith__roster_attachment()). It is created by the first policy setter or
+ * by kith_roster_attach(), whichever comes first, and freed by
+ * kith_roster_free() through the detach hook; kith_roster_detach() only
+ * removes the handlers, so settings survive a detach.
+ *
+ * Lifetime: the roster must be freed (or detached) before its connection,
+ * because detaching removes handlers from the connection.
+ *
+ * Client mode only for now: kith_roster_attach() refuses a component
+ * connection with KITH_EUNSUPPORTED. Component mode will add its own
+ * handlers beside the client ones; the shared parts (events, the stranger
+ * set, outbound subscription tracking) are written for any node.
+ */
+#ifndef KITH_ROSTER_SYNC_H
+#define KITH_ROSTER_SYNC_H
+
+#include <stddef.h>
+#include "kith/conn.h"
+#include "kith/roster.h"
+
+/* Subscription state of contacts that have no roster item (strangers),
+ * kept outside the model (DESIGN.md: never create items for strangers). A
+ * bounded list; the oldest entry goes when it is full. */
+#define KITH__SYNC_MAX_STRANGERS 256u
+
+typedef struct kith__stranger {
+  struct kith__stranger *next;
+  unsigned flags; /* KITH_ROSTER_* as the RFC 6121 table tracks them */
+  char jid[];     /* normalized bare JID */
+} kith__stranger_t;
+
+/* A roster request in flight (fetch or set). Owned by the connection's iq
+ * callback: when the roster detaches first, `sync` is set to NULL and the
+ * callback only frees the record. */
+typedef struct kith__sync_req {
+  struct kith__sync_req *next;
+  struct kith__sync *sync;
+  int fetch;      /* a roster get (else a roster set) */
+  int at_session; /* the fetch that session start sends */
+  kith_roster_cb cb;
+  void *ud;
+} kith__sync_req_t;
+
+typedef struct kith__sync {
+  kith_roster_t *roster;
+  kith_conn_t *conn; /* NULL while detached */
+  unsigned h_push, h_presence, h_start, h_disconnect;
+  int initial_presence;     /* default on */
+  int accept_full_jid_push; /* default off */
+  kith__sync_req_t *reqs;
+  kith__stranger_t *strangers;
+  size_t nstrangers;
+} kith__sync_t;
+
+/* The roster's sync state, created when `create` is non-zero (NULL when out
+ * of memory or not created). */
+kith__sync_t *kith__sync_get(kith_roster_t *roster, int create);
+
+/* The client's own node, or NULL before session start. */
+kith_roster_node_t *kith__sync_self(const kith__sync_t *s);
+
+/* Fire a roster event `type` for `node` through the connection. */
+void kith__sync_emit(kith__sync_t *s, kith_event_t *ev);
+
+/* Strangers: the entry of `jid` (normalized bare), or NULL. */
+kith__stranger_t *kith__sync_stranger(kith__sync_t *s, const char *jid);
+/* Set a stranger's flags (0 drops the entry). KITH_ENOMEM. */
+kith_status_t kith__sync_set_stranger(kith__sync_t *s, const char *jid,
+                                      unsigned flags);
+/* Drop every stranger entry. */
+void kith__sync_clear_strangers(kith__sync_t *s);
+
+/* Non-zero when the server advertised the stream feature in `ns`. */
+int kith__sync_has_feature(const kith__sync_t *s, const char *ns);
+
+/* presence.c: the stanza handler for every <presence/>. */
+int kith__sync_on_presence(kith_conn_t *conn, const kith_stanza_t *st,
+                           void *ud);
+/* presence.c: send the initial presence (session start). */
+kith_status_t kith__sync_send_initial_presence(kith__sync_t *s);
+/* presence.c: on disconnect, report every online contact offline. */
+void kith__sync_reset_presence(kith__sync_t *s);
+
+#endif /* KITH_ROSTER_SYNC_H */
