@@ -409,7 +409,7 @@ static kith_status_t flush(kith_conn_t *conn)
     size_t n = 0;
     kith_status_t rc;
 
-    if (conn->tls_active) {
+    if (conn->tls) {
       rc = kith__tls_write(conn->tls, conn->out.data, conn->out.len, &n);
       if (rc == KITH_EAGAIN)
         return KITH_OK;
@@ -614,6 +614,11 @@ kith_status_t kith__conn_adopt_fd(kith_conn_t *conn, int fd)
   return rc;
 }
 
+void kith__conn_test_assume_tls(kith_conn_t *conn)
+{
+  conn->tls_active = 1;
+}
+
 kith_status_t kith__conn_test_ready(kith_conn_t *conn, const char *bound_jid,
                                     const kith_stanza_t *features)
 {
@@ -731,7 +736,7 @@ static void step_read(kith_conn_t *conn)
     size_t n = 0;
     kith_status_t rc;
 
-    if (conn->tls_active) {
+    if (conn->tls) {
       rc = kith__tls_read(conn->tls, buf, sizeof(buf), &n);
     } else {
       ssize_t r = recv(conn->fd, buf, sizeof(buf), 0);
@@ -754,8 +759,8 @@ static void step_read(kith_conn_t *conn)
         kith__conn_fail(conn, KITH_ECLOSED, "the server closed the connection");
       else
         kith__conn_fail(conn, rc, "read failed: %s",
-                        conn->tls_active ? kith__tls_error(conn->tls)
-                                         : strerror(errno));
+                        conn->tls ? kith__tls_error(conn->tls)
+                                  : strerror(errno));
       return;
     }
     if (kith__log_enabled(conn->ctx, KITH_LOG_TRACE))
@@ -816,7 +821,7 @@ kith_status_t kith_conn_process(kith_conn_t *conn, int ready)
   case KITH__ST_STREAM:
   case KITH__ST_CLOSING:
     if ((ready & KITH_IO_READ) || conn->more_to_read ||
-        (conn->tls_active && kith__tls_want(conn->tls) == KITH_IO_WRITE)) {
+        (conn->tls && kith__tls_want(conn->tls) == KITH_IO_WRITE)) {
       conn->more_to_read = 0;
       step_read(conn);
     }

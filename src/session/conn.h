@@ -135,6 +135,10 @@ kith_status_t kith__conn_start_tls(kith_conn_t *conn);
 /* Tests: use an already connected socket (a socketpair end played by a
  * scripted peer) instead of resolving and dialing. Takes the fd. */
 kith_status_t kith__conn_adopt_fd(kith_conn_t *conn, int fd);
+/* Tests: treat the adopted plain socket as if TLS were established, so a
+ * scripted peer can play the SASL exchange. No TLS object exists; I/O
+ * stays plain (the I/O paths test conn->tls, not conn->tls_active). */
+void kith__conn_test_assume_tls(kith_conn_t *conn);
 /* Tests: on an adopted fd, skip negotiation and start the session as
  * `bound_jid` with the server's `features` (copied; may be NULL). Fires
  * SESSION_START. */

@@ -247,7 +247,8 @@ static int channel_binding(kith_conn_t *conn, const kith_stanza_t *features,
                            const char **type, unsigned char *cb, size_t cap,
                            size_t *len)
 {
-  return kith__tls_channel_binding(conn->tls, type, cb, cap, len) == KITH_OK &&
+  return conn->tls &&
+         kith__tls_channel_binding(conn->tls, type, cb, cap, len) == KITH_OK &&
          server_accepts_cb(features, *type);
 }
 
