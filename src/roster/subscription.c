@@ -43,6 +43,7 @@ static const char *const state_names[KITH__ST_COUNT] = {
 
 /* Short names for the action bits, to keep the table's rows on one line. */
 #define REPLY KITH__SUB_A_REPLY_SUBSCRIBED
+#define UNSUB KITH__SUB_A_REPLY_UNSUBSCRIBED
 #define PRES KITH__SUB_A_SEND_PRESENCE
 #define UNAV KITH__SUB_A_SEND_UNAVAILABLE
 #define PREAPP KITH__SUB_A_PREAPPROVE
@@ -163,17 +164,19 @@ static const kith__sub_rule_t rules[KITH__SUB_DIR_COUNT][KITH__PT_COUNT]
             R(S_TA, 0, 0, 0),    /* To, pre-approved: no change */
         },
         /* A.3.2 and 3.3.3: the contact withdraws its request or its
-         * subscription; losing `from` sends our unavailable presence. */
+         * subscription; losing `from` sends our unavailable presence, and
+         * every delivered one is acknowledged with 'unsubscribed' (Table 7
+         * footnote [1]). */
         [KITH__PT_UNSUBSCRIBE] = {
             R(S_N, 0, 0, 0),      /* None: no change */
             R(S_NPO, 0, 0, 0),    /* None + Pending Out: no change */
-            R(S_N, 1, 0, 0),      /* None + Pending In */
-            R(S_NPO, 1, 0, 0),    /* None + Pending Out+In */
-            R(S_T, 0, 0, 0),      /* To: no change */
-            R(S_T, 1, 0, 0),      /* To + Pending In */
-            R(S_N, 1, 1, UNAV),   /* From */
-            R(S_NPO, 1, 1, UNAV), /* From + Pending Out */
-            R(S_T, 1, 1, UNAV),   /* Both */
+            R(S_N, 1, 0, UNSUB),         /* None + Pending In */
+            R(S_NPO, 1, 0, UNSUB),       /* None + Pending Out+In */
+            R(S_T, 0, 0, 0),             /* To: no change */
+            R(S_T, 1, 0, UNSUB),         /* To + Pending In */
+            R(S_N, 1, 1, UNAV | UNSUB),  /* From */
+            R(S_NPO, 1, 1, UNAV | UNSUB), /* From + Pending Out */
+            R(S_T, 1, 1, UNAV | UNSUB),  /* Both */
             R(S_NA, 0, 0, 0),     /* None, pre-approved: no change */
             R(S_NPOA, 0, 0, 0),   /* None + Pending Out, pre-appr.: same */
             R(S_TA, 0, 0, 0),     /* To, pre-approved: no change */

@@ -128,6 +128,10 @@ typedef enum kith__sub_state {
 /* The owner lost `to`: forget the contact's tracked resources (they will
  * send no more presence; report them offline). */
 #define KITH__SUB_A_FORGET_PRESENCE 0x10u
+/* Answer the contact with <presence type='unsubscribed'/> from the owner's
+ * bare JID: an inbound 'unsubscribe' that is delivered SHOULD be
+ * acknowledged that way (A.3.2, Table 7 footnote [1]; 3.3.3). */
+#define KITH__SUB_A_REPLY_UNSUBSCRIBED 0x20u
 
 /**
  * One transition. `next` is the complete new flag set (equal to the old

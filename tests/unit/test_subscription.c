@@ -130,17 +130,18 @@ static const row_t in_subscribe[9] = {
     {"Both", 0, "=", "R"},
 };
 
-/* A.3.2 Inbound "unsubscribe". */
+/* A.3.2 Inbound "unsubscribe". "U": footnote [1] of the table, the server
+ * SHOULD auto-reply with 'unsubscribed'. */
 static const row_t in_unsubscribe[9] = {
     {"None", 0, "=", ""},
     {"None + Pending Out", 0, "=", ""},
-    {"None + Pending In", 1, "None", ""},
-    {"None + Pending Out+In", 1, "None + Pending Out", ""},
+    {"None + Pending In", 1, "None", "U"},
+    {"None + Pending Out+In", 1, "None + Pending Out", "U"},
     {"To", 0, "=", ""},
-    {"To + Pending In", 1, "To", ""},
-    {"From", 1, "None", ""},
-    {"From + Pending Out", 1, "None + Pending Out", ""},
-    {"Both", 1, "To", ""},
+    {"To + Pending In", 1, "To", "U"},
+    {"From", 1, "None", "U"},
+    {"From + Pending Out", 1, "None + Pending Out", "U"},
+    {"Both", 1, "To", "U"},
 };
 
 /* A.3.3 Inbound "subscribed". */
@@ -200,6 +201,8 @@ static unsigned expected_actions(unsigned old, unsigned now, const char *notes)
     a |= KITH__SUB_A_REPLY_SUBSCRIBED | KITH__SUB_A_SEND_PRESENCE;
   if (strchr(notes, 'A'))
     a |= KITH__SUB_A_PREAPPROVE;
+  if (strchr(notes, 'U')) /* Table 7 [1]: SHOULD auto-reply 'unsubscribed' */
+    a |= KITH__SUB_A_REPLY_UNSUBSCRIBED;
   if (!(old & FROM) && (now & FROM)) /* 3.1.5: presence to a new subscriber */
     a |= KITH__SUB_A_SEND_PRESENCE;
   if ((old & FROM) && !(now & FROM)) /* 3.2.2, 3.3.3 */
