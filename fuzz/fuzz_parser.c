@@ -18,9 +18,8 @@
 #include "core/buf.h"
 #include "xml/parser.h"
 
-static const char header[] =
-    "<stream:stream xmlns='jabber:client' "
-    "xmlns:stream='http://etherx.jabber.org/streams'>";
+static const char header[] = "<stream:stream xmlns='jabber:client' "
+                             "xmlns:stream='http://etherx.jabber.org/streams'>";
 
 struct run {
   kith__parser_t *p;
@@ -143,7 +142,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   size -= 1 + nsizes;
 
   len = sizeof(header) - 1 + size;
-  doc = malloc(len ? len : 1);
+  doc = malloc(len);
   if (doc == NULL)
     return 0;
   memcpy(doc, header, sizeof(header) - 1);

@@ -16,6 +16,17 @@
  * attributes in the XML namespace, which are stored as "xml:NAME" (for
  * example "xml:lang"). Other namespaced attributes are stored as
  * "URI|local" and serialized with a generated prefix.
+ *
+ * Namespaces: an element's namespace is NULL when none was given (it then
+ * inherits its parent's), or "" for an element explicitly in no namespace
+ * (xmlns='') below one that has a namespace; the parser produces "" only
+ * there. Lookups by namespace (kith_stanza_child()) compare the namespace
+ * an element is in, its own or else the nearest ancestor's.
+ *
+ * Checks: the builder functions refuse, with KITH_EINVAL, names that are not
+ * XML names without a colon, text and values that are not UTF-8 made of XML
+ * 1.0 characters, and namespace declarations written as attributes, so that
+ * what the serializer writes is always well-formed.
  */
 #ifndef KITH_STANZA_H
 #define KITH_STANZA_H
@@ -50,26 +61,38 @@ typedef struct kith_stanza kith_stanza_t;
 
 /**
  * Create an element. `name` is required; `ns` may be NULL, meaning the
- * element inherits its parent's namespace when serialized.
- * Returns KITH_OK, KITH_EINVAL or KITH_ENOMEM.
+ * element inherits its parent's namespace when serialized, or "" for no
+ * namespace. Returns KITH_OK, KITH_EINVAL (NULL `out` or `name`, a name
+ * that is not an XML name or has a colon, `ns` with characters XML forbids
+ * or one of the reserved xml/xmlns namespace URIs) or KITH_ENOMEM.
  */
 KITH_EXTERN kith_status_t kith_stanza_new(kith_ctx_t *ctx, const char *name,
                                           const char *ns, kith_stanza_t **out);
 
-/** Free an element and its subtree. Must be a root (no parent). NULL ok. */
+/**
+ * Free an element and its subtree. NULL is a no-op. Meant for roots; an
+ * element that still has a parent is detached first, as by
+ * kith_stanza_remove_child().
+ */
 KITH_EXTERN void kith_stanza_free(kith_stanza_t *st);
 
-/** Deep copy. The copy is a new root. */
+/**
+ * Deep copy into *out, a new root in the same context (`st` may be a
+ * child). Returns KITH_OK, KITH_EINVAL or KITH_ENOMEM (*out NULL).
+ */
 KITH_EXTERN kith_status_t kith_stanza_copy(const kith_stanza_t *st,
                                            kith_stanza_t **out);
 
 /** The context the element was created with. */
 KITH_EXTERN kith_ctx_t *kith_stanza_ctx(const kith_stanza_t *st);
 
+/** The element's local name (no prefix), or NULL for NULL. Borrowed. */
 KITH_EXTERN const char *kith_stanza_name(const kith_stanza_t *st);
-/** The resolved namespace URI, or NULL when none was given. */
+/** The resolved namespace URI, NULL when none was given, or "" for no
+ * namespace. Borrowed. */
 KITH_EXTERN const char *kith_stanza_ns(const kith_stanza_t *st);
-/** Set (copy) the namespace; NULL clears it. */
+/** Set (copy) the namespace; NULL clears it. Children keep theirs.
+ * Returns KITH_OK, KITH_EINVAL (as for kith_stanza_new()) or KITH_ENOMEM. */
 KITH_EXTERN kith_status_t kith_stanza_set_ns(kith_stanza_t *st,
                                              const char *ns);
 
@@ -78,7 +101,11 @@ KITH_EXTERN const char *kith_stanza_attr(const kith_stanza_t *st,
                                          const char *name);
 /**
  * Set an attribute (copied, replacing any old value in place so the order
- * stays). `value` NULL removes the attribute.
+ * stays; a new one goes last). `value` NULL removes the attribute, which is
+ * not an error when it is absent. `name` is "local", "xml:local" or
+ * "URI|local"; "xmlns" and "xmlns:..." are refused (the serializer declares
+ * namespaces), as is the XML namespace spelled as a URI. Returns KITH_OK,
+ * KITH_EINVAL or KITH_ENOMEM. Invalidates borrowed attribute strings.
  */
 KITH_EXTERN kith_status_t kith_stanza_set_attr(kith_stanza_t *st,
                                                const char *name,
@@ -93,7 +120,11 @@ KITH_EXTERN kith_status_t kith_stanza_attr_at(const kith_stanza_t *st,
                                               size_t i, const char **name,
                                               const char **value);
 
-/** Append `child` (a root) to `parent`; the parent takes ownership. */
+/**
+ * Append `child` (a root) to `parent`; the parent takes ownership. Returns
+ * KITH_EINVAL, without taking ownership, when either is NULL, `child`
+ * already has a parent, or `child` is `parent` or one of its ancestors.
+ */
 KITH_EXTERN kith_status_t kith_stanza_add_child(kith_stanza_t *parent,
                                                 kith_stanza_t *child);
 /**
@@ -104,7 +135,11 @@ KITH_EXTERN kith_status_t kith_stanza_add_element(kith_stanza_t *parent,
                                                   const char *name,
                                                   const char *ns,
                                                   kith_stanza_t **out);
-/** Append text (copied) after the existing children. */
+/**
+ * Append text (copied) after the existing children, merged with text that
+ * already ends the list. Returns KITH_OK, KITH_EINVAL (NULL, not UTF-8, or
+ * characters XML 1.0 forbids such as NUL or form feed) or KITH_ENOMEM.
+ */
 KITH_EXTERN kith_status_t kith_stanza_add_text(kith_stanza_t *parent,
                                                const char *text);
 /** Append `len` bytes of text (need not be NUL-terminated). */
@@ -112,14 +147,16 @@ KITH_EXTERN kith_status_t kith_stanza_add_text_len(kith_stanza_t *parent,
                                                    const char *text,
                                                    size_t len);
 /**
- * Detach `child` from its parent and free it (with its subtree).
+ * Detach `child` from its parent and free it (with its subtree). Nothing
+ * happens when `child` is not a child of `parent`.
  */
 KITH_EXTERN void kith_stanza_remove_child(kith_stanza_t *parent,
                                           kith_stanza_t *child);
 
 /**
  * First element child matching `name` and `ns` (either may be NULL for
- * any), or NULL. Borrowed.
+ * any), or NULL. `ns` is compared with the namespace the child is in, its
+ * own or inherited. Borrowed.
  */
 KITH_EXTERN kith_stanza_t *kith_stanza_child(const kith_stanza_t *st,
                                              const char *name,
@@ -132,8 +169,10 @@ KITH_EXTERN kith_stanza_t *kith_stanza_next(const kith_stanza_t *st);
 KITH_EXTERN kith_stanza_t *kith_stanza_parent(const kith_stanza_t *st);
 
 /**
- * The element's direct character data (all its text children joined), or
- * "" when it has none. Borrowed.
+ * The element's direct character data (all its text children joined, text
+ * of child elements excluded), or "" when it has none. Borrowed, valid
+ * until the element is modified. NULL for a NULL element, or when joining
+ * several text children runs out of memory.
  */
 KITH_EXTERN const char *kith_stanza_text(const kith_stanza_t *st);
 /** Text of the first child matching name/ns, or NULL if no such child. */
@@ -145,8 +184,12 @@ KITH_EXTERN const char *kith_stanza_child_text(const kith_stanza_t *st,
  * Serialize to XML. Namespace declarations are written where an element's
  * namespace differs from its parent's; at the root, an `xmlns` equal to
  * `ctx_ns` (the stream's default namespace, may be NULL) is omitted.
+ * Text escapes & < > and CR; attribute values (single-quoted) also " ' TAB
+ * and LF, so parsing the output gives the same tree back. "URI|local"
+ * attributes get a prefix "nsN" declared on their element.
  * *out is NUL-terminated and freed with kith_free(); *len (may be NULL)
- * gets its length.
+ * gets its length. Returns KITH_OK, KITH_EINVAL, KITH_ENOMEM or KITH_ELIMIT
+ * (over INT_MAX bytes).
  */
 KITH_EXTERN kith_status_t kith_stanza_to_string(const kith_stanza_t *st,
                                                 const char *ctx_ns,
@@ -154,15 +197,20 @@ KITH_EXTERN kith_status_t kith_stanza_to_string(const kith_stanza_t *st,
 
 /**
  * Parse one complete XML element from `xml` (`len` bytes) into a new tree,
- * with the same rules and limits as the stream parser. Returns KITH_EXML
- * (malformed or forbidden XML), KITH_ELIMIT, or KITH_ENOMEM on failure.
+ * with the same rules and default limits as the stream parser (the element
+ * counts as a stanza: depth 1, at most 256 KiB). An XML declaration and
+ * whitespace around the element are allowed. Returns KITH_EXML (malformed
+ * or forbidden XML), KITH_ELIMIT, KITH_ENOMEM, or KITH_EINVAL (NULL `out`,
+ * or NULL `xml` with a non-zero `len`); *out is NULL on failure.
  */
 KITH_EXTERN kith_status_t kith_stanza_parse(kith_ctx_t *ctx, const char *xml,
                                             size_t len, kith_stanza_t **out);
 
 /**
  * For an error stanza (type='error'), the defined condition element's name
- * ("item-not-found", ...) in the stanza-errors namespace, or NULL.
+ * ("item-not-found", ...) in the stanza-errors namespace, or NULL. For a
+ * stream error (<stream:error/>), the condition in the stream-errors
+ * namespace ("conflict", ...). <text/> is skipped. Borrowed.
  */
 KITH_EXTERN const char *kith_stanza_error_condition(const kith_stanza_t *st);
 

@@ -157,14 +157,15 @@ void kith__sync_clear_strangers(kith__sync_t *s)
 
 /* ---- Requests --------------------------------------------------------- */
 
-static kith__sync_req_t *req_new(kith__sync_t *s, int is_fetch, kith_roster_cb cb,
-                                 void *ud)
+static kith__sync_req_t *req_new(kith__sync_t *s, int is_fetch,
+                                 kith_roster_cb cb, void *ud)
 {
   kith__sync_req_t *req =
       kith__calloc(kith__roster_ctx(s->roster), 1, sizeof(*req));
 
   if (req) {
     req->sync = s;
+    req->ctx = kith__roster_ctx(s->roster);
     req->fetch = is_fetch;
     req->cb = cb;
     req->ud = ud;
@@ -413,7 +414,7 @@ static void on_fetch_reply(kith_conn_t *conn, kith_status_t status,
     if (req->cb)
       req->cb(s->roster, status, reply, req->ud);
   }
-  kith__free(kith_conn_ctx(conn), req);
+  kith__free(req->ctx, req);
 }
 
 /*
@@ -555,7 +556,7 @@ static void on_set_reply(kith_conn_t *conn, kith_status_t status,
     if (req->cb)
       req->cb(s->roster, status, reply, req->ud);
   }
-  kith__free(kith_conn_ctx(conn), req);
+  kith__free(req->ctx, req);
 }
 
 kith_status_t kith_roster_update(kith_roster_t *roster, const char *jid,
@@ -610,8 +611,7 @@ static void on_session_start(kith_conn_t *conn, const kith_event_t *ev,
   session_start(ud);
 }
 
-static void on_disconnected(kith_conn_t *conn, const kith_event_t *ev,
-                            void *ud)
+static void on_disconnected(kith_conn_t *conn, const kith_event_t *ev, void *ud)
 {
   kith__sync_t *s = ud;
 
@@ -639,8 +639,8 @@ kith_status_t kith_roster_attach(kith_roster_t *roster, kith_conn_t *conn)
   if (conn->component_domain)
     return KITH_EUNSUPPORTED;
   s->conn = conn;
-  s->h_push = kith_conn_add_handler(conn, "iq", "set", KITH_NS_ROSTER,
-                                    on_push, s);
+  s->h_push =
+      kith_conn_add_handler(conn, "iq", "set", KITH_NS_ROSTER, on_push, s);
   s->h_presence = kith_conn_add_handler(conn, "presence", NULL, NULL,
                                         kith__sync_on_presence, s);
   s->h_start =

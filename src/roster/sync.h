@@ -45,8 +45,9 @@ typedef struct kith__stranger {
 typedef struct kith__sync_req {
   struct kith__sync_req *next;
   struct kith__sync *sync;
-  int fetch;      /* a roster get (else a roster set) */
-  int at_session; /* the fetch that session start sends */
+  kith_ctx_t *ctx; /* the roster's, which frees the record */
+  int fetch;       /* a roster get (else a roster set) */
+  int at_session;  /* the fetch that session start sends */
   kith_roster_cb cb;
   void *ud;
 } kith__sync_req_t;

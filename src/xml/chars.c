@@ -104,8 +104,7 @@ static int ascii_name_start(unsigned char c)
 
 static int ascii_name_char(unsigned char c)
 {
-  return ascii_name_start(c) || (c >= '0' && c <= '9') || c == '-' ||
-         c == '.';
+  return ascii_name_start(c) || (c >= '0' && c <= '9') || c == '-' || c == '.';
 }
 
 int kith__xml_valid_ncname(const char *s, size_t len)

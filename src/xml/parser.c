@@ -130,6 +130,9 @@ static _Thread_local int xm_failed;
 
 typedef union xm_header {
   kith_ctx_t *ctx;
+  /* Never read: it pads the header so that the block after it is aligned
+   * for any type, as malloc's would be. */
+  /* cppcheck-suppress unusedStructMember */
   max_align_t align;
 } xm_header_t;
 
@@ -192,7 +195,6 @@ static const XML_Memory_Handling_Suite xm_suite = {xm_malloc, xm_realloc,
     xm_ctx = saved_ctx_;                                                       \
     xm_failed = saved_failed_;                                                 \
   } while (0)
-
 
 /* ------------------------------------------------------------------ */
 /* Errors                                                              */
@@ -272,8 +274,7 @@ static int flush_text(kith__parser_t *p)
 {
   if (p->text.len == 0)
     return 0;
-  if (kith__stanza_append_text(p->cur, p->text.data, p->text.len) !=
-      KITH_OK) {
+  if (kith__stanza_append_text(p->cur, p->text.data, p->text.len) != KITH_OK) {
     fail_nomem(p);
     return -1;
   }
@@ -346,8 +347,8 @@ static kith_stanza_t *make_element(kith__parser_t *p, const XML_Char *name,
     kith__ns_unref(ns);
     goto nomem;
   }
-  if (kith__stanza_make(p->ctx, local, strlen(local), ns, p->scratch, n,
-                        &el) != KITH_OK)
+  if (kith__stanza_make(p->ctx, local, strlen(local), ns, p->scratch, n, &el) !=
+      KITH_OK)
     goto nomem;
   return el;
 
@@ -488,8 +489,7 @@ static void XMLCALL on_xml_decl(void *ud, const XML_Char *version,
       fail(p, KITH_EXML, "restricted-xml",
            "XML version %.16s is not XML 1.0 (RFC 6120 11.8)", version);
     else
-      fail(p, KITH_EXML, "not-well-formed", "bad XML version %.16s",
-           version);
+      fail(p, KITH_EXML, "not-well-formed", "bad XML version %.16s", version);
     return;
   }
   if (encoding && strcasecmp(encoding, "UTF-8") != 0)
@@ -525,8 +525,7 @@ static void XMLCALL on_pi(void *ud, const XML_Char *target,
 
 static void XMLCALL on_entity_decl(void *ud, const XML_Char *name, int is_pe,
                                    const XML_Char *value, int value_len,
-                                   const XML_Char *base,
-                                   const XML_Char *sysid,
+                                   const XML_Char *base, const XML_Char *sysid,
                                    const XML_Char *pubid,
                                    const XML_Char *notation)
 {
@@ -572,8 +571,7 @@ static XML_Parser xp_create(kith__parser_t *p)
 }
 
 /* After an expat call: note suspension, translate expat's own errors. */
-static void after_expat(kith__parser_t *p, enum XML_Status st,
-                        int alloc_failed)
+static void after_expat(kith__parser_t *p, enum XML_Status st, int alloc_failed)
 {
   if (st == XML_STATUS_SUSPENDED)
     p->xp_suspended = 1;
@@ -620,10 +618,60 @@ static void give_hold(kith__parser_t *p)
 /* ------------------------------------------------------------------ */
 /* Scanning and limits                                                 */
 
-static void lex_close(unsigned char *lex, size_t *last, size_t i)
+/* Advance the tag lexer by one byte; non-zero when `c` ends markup. */
+static int lex_step(unsigned char *lex, unsigned char *run, char c)
 {
+  switch (*lex) {
+  case LX_TEXT:
+    if (c == '<')
+      *lex = LX_LT;
+    return 0;
+  case LX_LT:
+    if (c == '!' || c == '?') {
+      *lex = c == '!' ? LX_BANG : LX_PI;
+      *run = 0;
+      return 0;
+    }
+    /* c is the first byte of a tag's name or its '/'. */
+    *lex = LX_TAG;
+    return lex_step(lex, run, c);
+  case LX_TAG:
+    if (c == '\'' || c == '"')
+      *lex = c == '\'' ? LX_SQ : LX_DQ;
+    break;
+  case LX_SQ:
+  case LX_DQ:
+    if (c == (*lex == LX_SQ ? '\'' : '"'))
+      *lex = LX_TAG;
+    return 0;
+  case LX_BANG:
+    *lex = c == '-' ? LX_COMMENT : c == '[' ? LX_CDATA : LX_DECL;
+    break;
+  case LX_COMMENT:
+  case LX_CDATA:
+    /* "-->" or "]]>": count the dashes or brackets before a '>'. */
+    if (c == (*lex == LX_COMMENT ? '-' : ']')) {
+      *run = *run < 2 ? *run + 1 : 2;
+      return 0;
+    }
+    if (c != '>' || *run < 2) {
+      *run = 0;
+      return 0;
+    }
+    break;
+  case LX_PI:
+    if (c != '>' || !*run) {
+      *run = c == '?';
+      return 0;
+    }
+    break;
+  default: /* LX_DECL */
+    break;
+  }
+  if (c != '>' || *lex == LX_SQ || *lex == LX_DQ)
+    return 0;
   *lex = LX_TEXT;
-  *last = i + 1;
+  return 1;
 }
 
 /*
@@ -634,70 +682,12 @@ static void lex_close(unsigned char *lex, size_t *last, size_t i)
 static size_t scan(kith__parser_t *p, const char *s, size_t n, size_t *closes)
 {
   size_t ok = kith__utf8_scan(&p->utf8, (const unsigned char *)s, n), i;
-  unsigned char lex = p->lex, run = p->lex_run;
 
   *closes = 0;
   for (i = 0; i < ok; i++) {
-    char c = s[i];
-
-    switch (lex) {
-    case LX_TEXT:
-      if (c == '<')
-        lex = LX_LT;
-      break;
-    case LX_LT:
-      if (c == '!' || c == '?') {
-        lex = c == '!' ? LX_BANG : LX_PI;
-        run = 0;
-        break;
-      }
-      lex = LX_TAG;
-      /* fall through */
-    case LX_TAG:
-      if (c == '\'')
-        lex = LX_SQ;
-      else if (c == '"')
-        lex = LX_DQ;
-      else if (c == '>')
-        lex_close(&lex, closes, i);
-      break;
-    case LX_SQ:
-      if (c == '\'')
-        lex = LX_TAG;
-      break;
-    case LX_DQ:
-      if (c == '"')
-        lex = LX_TAG;
-      break;
-    case LX_BANG:
-      lex = c == '-' ? LX_COMMENT : c == '[' ? LX_CDATA : LX_DECL;
-      if (c == '>')
-        lex_close(&lex, closes, i);
-      break;
-    case LX_COMMENT:
-    case LX_CDATA:
-      /* "-->" or "]]>": count the dashes or brackets before a '>'. */
-      if (c == (lex == LX_COMMENT ? '-' : ']'))
-        run = run < 2 ? run + 1 : 2;
-      else if (c == '>' && run == 2)
-        lex_close(&lex, closes, i);
-      else
-        run = 0;
-      break;
-    case LX_PI:
-      if (c == '>' && run)
-        lex_close(&lex, closes, i);
-      else
-        run = c == '?';
-      break;
-    default: /* LX_DECL */
-      if (c == '>')
-        lex_close(&lex, closes, i);
-      break;
-    }
+    if (lex_step(&p->lex, &p->lex_run, s[i]))
+      *closes = i + 1;
   }
-  p->lex = lex;
-  p->lex_run = run;
   return ok;
 }
 
@@ -792,8 +782,8 @@ static void pump(kith__parser_t *p, const char *data, size_t len)
       return;
     }
     if (ok < n) {
-      fail(p, KITH_EXML, "unsupported-encoding",
-           "invalid UTF-8 at byte %llu", (unsigned long long)p->received);
+      fail(p, KITH_EXML, "unsupported-encoding", "invalid UTF-8 at byte %llu",
+           (unsigned long long)p->received);
       return;
     }
     if (p->hold.len >= hold_threshold(p))
@@ -969,8 +959,7 @@ static void resume(kith__parser_t *p)
   kith__buf_free(&q);
 }
 
-kith_status_t kith__parser_feed(kith__parser_t *p, const char *data,
-                                size_t len)
+kith_status_t kith__parser_feed(kith__parser_t *p, const char *data, size_t len)
 {
   if (p == NULL || (data == NULL && len))
     return KITH_EINVAL;

@@ -13,7 +13,7 @@
 
 /* Bit 1: escaped in text; bit 2: escaped in attribute values. */
 static const unsigned char special[256] = {
-    ['&'] = 3, ['<'] = 3, ['>'] = 3, ['\r'] = 3,
+    ['&'] = 3, ['<'] = 3,  ['>'] = 3,  ['\r'] = 3,
     ['"'] = 2, ['\''] = 2, ['\t'] = 2, ['\n'] = 2,
 };
 
@@ -226,9 +226,8 @@ kith_status_t kith__xml_serialize(kith__buf_t *out, const kith_stanza_t *st,
   }
 }
 
-kith_status_t kith_stanza_to_string(const kith_stanza_t *st,
-                                    const char *ctx_ns, char **out,
-                                    size_t *len)
+kith_status_t kith_stanza_to_string(const kith_stanza_t *st, const char *ctx_ns,
+                                    char **out, size_t *len)
 {
   kith__buf_t b;
   kith_status_t rc;

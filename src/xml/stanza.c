@@ -72,18 +72,18 @@ static int is_xml_uri_name(const char *name)
 static size_t stored_name_size(const char *name)
 {
   if (is_xml_uri_name(name))
-    return sizeof(XML_PREFIX) - 1 + strlen(name + sizeof(XML_URI_BAR) - 1) +
-           1;
+    return sizeof(XML_PREFIX) - 1 + strlen(name + sizeof(XML_URI_BAR) - 1) + 1;
   return strlen(name) + 1;
 }
 
 /* Bytes the strings of `n` attributes take, or SIZE_MAX on overflow. */
 static size_t attr_strings_size(const kith__attr_t *a, size_t n)
 {
-  size_t total = 0, i, s;
+  size_t total = 0, i;
 
   for (i = 0; i < n; i++) {
-    s = stored_name_size(a[i].name);
+    size_t s = stored_name_size(a[i].name);
+
     if (total > SIZE_MAX - s)
       return SIZE_MAX;
     total += s;
@@ -107,8 +107,8 @@ static char *put_str(char *dst, const char *a, const char *b)
 }
 
 /* Copy `n` attributes into dst[] with their strings at `strings`. */
-static void attrs_fill(kith__attr_t *dst, char *strings, const kith__attr_t *src,
-                       size_t n)
+static void attrs_fill(kith__attr_t *dst, char *strings,
+                       const kith__attr_t *src, size_t n)
 {
   size_t i;
 
@@ -304,10 +304,10 @@ static int valid_ns(const char *ns)
 static int valid_attr_name(const char *name)
 {
   const char *bar = strrchr(name, '|');
-  size_t ulen;
 
   if (bar) {
-    ulen = (size_t)(bar - name);
+    size_t ulen = (size_t)(bar - name);
+
     if (ulen == 0 || !kith__xml_valid_chars(name, ulen))
       return 0;
     if ((ulen == strlen(KITH_NS_XML) && !memcmp(name, KITH_NS_XML, ulen)) ||
@@ -363,8 +363,8 @@ static kith_status_t new_element(kith_ctx_t *ctx, const kith_stanza_t *parent,
 /* ------------------------------------------------------------------ */
 /* Public API: life cycle                                              */
 
-kith_status_t kith_stanza_new(kith_ctx_t *ctx, const char *name,
-                              const char *ns, kith_stanza_t **out)
+kith_status_t kith_stanza_new(kith_ctx_t *ctx, const char *name, const char *ns,
+                              kith_stanza_t **out)
 {
   if (out == NULL)
     return KITH_EINVAL;
@@ -388,14 +388,12 @@ void kith_stanza_free(kith_stanza_t *st)
 static kith_status_t clone_one(const kith_stanza_t *src, kith_stanza_t **out)
 {
   return kith__stanza_make(src->ctx, src->name, strlen(src->name),
-                           kith__ns_ref(src->ns), src->attrs, src->nattrs,
-                           out);
+                           kith__ns_ref(src->ns), src->attrs, src->nattrs, out);
 }
 
 /* Copy the children of `src` under `dst`, depth first without recursion.
  * `d` always stands for the copy of the current node's parent. */
-static kith_status_t copy_children(const kith_stanza_t *src,
-                                   kith_stanza_t *dst)
+static kith_status_t copy_children(const kith_stanza_t *src, kith_stanza_t *dst)
 {
   const kith__node_t *n = src->first;
   kith_stanza_t *d = dst;
@@ -597,8 +595,7 @@ kith_status_t kith_stanza_attr_at(const kith_stanza_t *st, size_t i,
 /* ------------------------------------------------------------------ */
 /* Children                                                            */
 
-kith_status_t kith_stanza_add_child(kith_stanza_t *parent,
-                                    kith_stanza_t *child)
+kith_status_t kith_stanza_add_child(kith_stanza_t *parent, kith_stanza_t *child)
 {
   const kith_stanza_t *up;
 
@@ -639,8 +636,8 @@ kith_status_t kith_stanza_add_text(kith_stanza_t *parent, const char *text)
   return kith_stanza_add_text_len(parent, text, strlen(text));
 }
 
-kith_status_t kith_stanza_add_text_len(kith_stanza_t *parent,
-                                       const char *text, size_t len)
+kith_status_t kith_stanza_add_text_len(kith_stanza_t *parent, const char *text,
+                                       size_t len)
 {
   if (parent == NULL || (text == NULL && len))
     return KITH_EINVAL;
@@ -740,7 +737,8 @@ const char *kith_stanza_text(const kith_stanza_t *st)
   ((kith_stanza_t *)st)->text_cache = p;
   for (n = st->first; n; n = n->next) {
     if (n->is_text) {
-      memcpy(p, ((const kith__text_t *)n)->data, ((const kith__text_t *)n)->len);
+      memcpy(p, ((const kith__text_t *)n)->data,
+             ((const kith__text_t *)n)->len);
       p += ((const kith__text_t *)n)->len;
     }
   }

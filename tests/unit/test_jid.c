@@ -511,7 +511,7 @@ static void test_label_limits(void **state)
 static void cross_check(int c, const Stringprep_profile *profile,
                         const char *pre, const char *post)
 {
-  char in[8], libidn[64], jidstr[64], want[64];
+  char in[8], libidn[64], jidstr[64], want[96];
   int rc, nameprep = profile == stringprep_nameprep;
   kith_jid_t *j = NULL;
   const char *got;

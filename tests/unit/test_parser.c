@@ -523,8 +523,7 @@ static void test_stanza_size_limit(void **state)
   check_size_limit(1000, 1001, 1, KITH_ELIMIT);
   check_size_limit(0, KITH_PARSER_DEFAULT_MAX_STANZA, 0, KITH_OK);
   check_size_limit(0, KITH_PARSER_DEFAULT_MAX_STANZA + 1, 0, KITH_ELIMIT);
-  check_size_limit(0, KITH_PARSER_DEFAULT_MAX_STANZA + 100000, 0,
-                   KITH_ELIMIT);
+  check_size_limit(0, KITH_PARSER_DEFAULT_MAX_STANZA + 100000, 0, KITH_ELIMIT);
 }
 
 static void test_empty_stanza_size_limit(void **state)
@@ -778,16 +777,14 @@ static void test_forbidden_xml(void **state)
       rec_init(&r, NULL);
       rc = pass ? feed_bytewise(&r, doc.data, doc.len)
                 : feed(&r, doc.data, doc.len);
-      if (rc != bad_cases[i].status ||
-          !kith__parser_error_condition(r.p) ||
+      if (rc != bad_cases[i].status || !kith__parser_error_condition(r.p) ||
           strcmp(kith__parser_error_condition(r.p), bad_cases[i].cond) != 0)
-        fail_msg("case %zu pass %d: got %s / %s (%s)", i, pass,
-                 kith_status_name(rc),
-                 kith__parser_error_condition(r.p)
-                     ? kith__parser_error_condition(r.p)
-                     : "-",
-                 kith__parser_error_text(r.p) ? kith__parser_error_text(r.p)
-                                              : "-");
+        fail_msg(
+            "case %zu pass %d: got %s / %s (%s)", i, pass, kith_status_name(rc),
+            kith__parser_error_condition(r.p)
+                ? kith__parser_error_condition(r.p)
+                : "-",
+            kith__parser_error_text(r.p) ? kith__parser_error_text(r.p) : "-");
       /* The good stanza before the bad bytes was delivered. */
       assert_int_equal(r.stanzas, bad_cases[i].prolog ? 0 : 1);
       assert_non_null(kith__parser_error_text(r.p));
@@ -834,18 +831,18 @@ static void test_reset_from_callback(void **state)
   r.reset_on = "proceed";
   /* After <proceed/> the server starts TLS: the bytes that follow in the
    * same read are not XML of this stream and must be dropped. */
-  assert_int_equal(
-      feed_str(&r, HEADER "<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"
-                          "\x16\x03\x01 not xml <<<"),
-      KITH_OK);
+  assert_int_equal(feed_str(&r, HEADER
+                            "<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"
+                            "\x16\x03\x01 not xml <<<"),
+                   KITH_OK);
   assert_int_equal(r.starts, 1);
   assert_int_equal(r.stanzas, 1);
   assert_null(kith__parser_error_condition(r.p));
   /* A new stream, with its own XML declaration. */
   r.reset_on = NULL;
-  assert_int_equal(feed_str(&r, "<?xml version='1.0'?>" HEADER
-                                "<stream:features/>"),
-                   KITH_OK);
+  assert_int_equal(
+      feed_str(&r, "<?xml version='1.0'?>" HEADER "<stream:features/>"),
+      KITH_OK);
   assert_int_equal(r.starts, 2);
   assert_int_equal(r.stanzas, 2);
   /* Reset from a callback in a byte-at-a-time feed too. */

@@ -20,10 +20,10 @@
 /* A counting allocator that can fail the Nth allocation.              */
 
 struct counting {
-  long allocs;   /* allocations attempted */
-  long live;     /* blocks not yet freed */
-  long fail_at;  /* fail this allocation (1-based); 0 never */
-  int failed;    /* an allocation was refused */
+  long allocs;  /* allocations attempted */
+  long live;    /* blocks not yet freed */
+  long fail_at; /* fail this allocation (1-based); 0 never */
+  int failed;   /* an allocation was refused */
 };
 
 static void *c_malloc(size_t n, void *ud)
@@ -352,8 +352,7 @@ static void test_copy(void **state)
       KITH_NS_ROSTER);
   kith_stanza_free(st);
   /* A copy of a subtree is a root. */
-  assert_int_equal(kith_stanza_copy(kith_stanza_first_child(cp), &st),
-                   KITH_OK);
+  assert_int_equal(kith_stanza_copy(kith_stanza_first_child(cp), &st), KITH_OK);
   assert_null(kith_stanza_parent(st));
   assert_xml(st, NULL,
              "<query xmlns='jabber:iq:roster' ver='3'><item jid='a@b' "
@@ -462,14 +461,14 @@ static void test_invalid_input(void **state)
   assert_int_equal(kith_stanza_new(NULL, "1a", NULL, &st), KITH_EINVAL);
   assert_int_equal(kith_stanza_new(NULL, "p:a", NULL, &st), KITH_EINVAL);
   assert_int_equal(kith_stanza_new(NULL, "a<", NULL, &st), KITH_EINVAL);
-  assert_int_equal(kith_stanza_new(NULL, "a", "http://www.w3.org/2000/xmlns/",
-                                   &st),
-                   KITH_EINVAL);
+  assert_int_equal(
+      kith_stanza_new(NULL, "a", "http://www.w3.org/2000/xmlns/", &st),
+      KITH_EINVAL);
   assert_int_equal(kith_stanza_new(NULL, "a", KITH_NS_XML, &st), KITH_EINVAL);
   assert_int_equal(kith_stanza_new(NULL, "a", "bad\x01", &st), KITH_EINVAL);
-  assert_int_equal(kith_stanza_new(NULL, "\xc3\xa9t\xc3\xa9", "urn:\xe2\x82\xac",
-                                   &st),
-                   KITH_OK);
+  assert_int_equal(
+      kith_stanza_new(NULL, "\xc3\xa9t\xc3\xa9", "urn:\xe2\x82\xac", &st),
+      KITH_OK);
   assert_int_equal(kith_stanza_set_attr(st, "xmlns", "x"), KITH_EINVAL);
   assert_int_equal(kith_stanza_set_attr(st, "xmlns:p", "x"), KITH_EINVAL);
   assert_int_equal(kith_stanza_set_attr(st, "a b", "x"), KITH_EINVAL);
@@ -486,8 +485,7 @@ static void test_invalid_input(void **state)
   assert_int_equal(kith_stanza_add_text_len(st, "a\0b", 3), KITH_EINVAL);
   assert_int_equal(kith_stanza_add_text(st, "\xf4\x90\x80\x80"), KITH_EINVAL);
   assert_int_equal(kith_stanza_add_text(st, "\xf0\x9f\x98\x80 ok"), KITH_OK);
-  assert_int_equal(kith_stanza_add_element(st, "b:c", NULL, NULL),
-                   KITH_EINVAL);
+  assert_int_equal(kith_stanza_add_element(st, "b:c", NULL, NULL), KITH_EINVAL);
   assert_int_equal(kith_stanza_set_ns(st, "http://www.w3.org/2000/xmlns/"),
                    KITH_EINVAL);
   assert_int_equal(kith_stanza_attr_count(st), 0);
@@ -644,9 +642,9 @@ static void test_parsed_shapes(void **state)
   assert_string_equal(value, "both");
   item = kith_stanza_next(kith_stanza_next(item));
   assert_string_equal(kith_stanza_attr(item, "ask"), "subscribe");
-  assert_string_equal(kith_stanza_text(kith_stanza_next(
-                          kith_stanza_first_child(item))),
-                      "Lovers & Others");
+  assert_string_equal(
+      kith_stanza_text(kith_stanza_next(kith_stanza_first_child(item))),
+      "Lovers & Others");
   kith_stanza_free(st);
 
   st = parse(real_stanzas[3]);
@@ -656,8 +654,7 @@ static void test_parsed_shapes(void **state)
   kith_stanza_free(st);
 
   st = parse(real_stanzas[6]);
-  assert_string_equal(kith_stanza_attr(st, "urn:ext|flag"),
-                      "a\tb\nc\rd'\"");
+  assert_string_equal(kith_stanza_attr(st, "urn:ext|flag"), "a\tb\nc\rd'\"");
   assert_string_equal(kith_stanza_child_text(st, "body", NULL),
                       "1 < 2 && 3 > 2\r\n<not a tag> & ]]>");
   assert_int_equal(text_nodes(kith_stanza_child(st, "body", NULL)), 1);

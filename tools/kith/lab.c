@@ -22,9 +22,12 @@ static int is_file(const char *path)
 
 static int try_path(cli_lab_t *lab, const char *path)
 {
-  if (!is_file(path))
+  size_t len = strlen(path);
+
+  /* A path that does not fit is no path we can run. */
+  if (len >= sizeof(lab->script) || !is_file(path))
     return 0;
-  snprintf(lab->script, sizeof(lab->script), "%s", path);
+  memcpy(lab->script, path, len + 1);
   return 1;
 }
 

@@ -1,0 +1,1063 @@
+/*
+ * Unit tests: the client side of kith_roster_attach() (src/roster/sync.c,
+ * src/roster/presence.c) against a scripted server on a socketpair.
+ *
+ * Each test gets a ready client session without TLS or SASL
+ * (kith__conn_test_ready()), plays the server by writing stanzas into the
+ * socket, and reads back what kith sent. The last test relays between
+ * two such clients as a server would, to show two auto-subscribing bots
+ * settle in `both` without looping.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "kith/kith.h"
+#include "roster/model.h"
+#include "roster/subscription.h"
+#include "session/conn.h"
+
+#define CLIENT_HEADER                                                          \
+  "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "                 \
+  "xmlns:stream='http://etherx.jabber.org/streams' id='c1' "                   \
+  "from='localhost' version='1.0'>"
+#define FEATURES_OPEN                                                          \
+  "<stream:features xmlns:stream='http://etherx.jabber.org/streams'>"
+#define F_VER "<ver xmlns='urn:xmpp:features:rosterver'/>"
+#define F_PRE "<sub xmlns='urn:xmpp:features:pre-approval'/>"
+
+typedef struct peer {
+  kith_conn_t *conn;
+  kith_roster_t *roster;
+  int fd; /* the scripted server's end */
+  char got[65536];
+  size_t gotlen;
+  int n[KITH_EVENT_COUNT_]; /* events seen, per type */
+  char log[32768];          /* one line per roster event */
+  size_t loglen;
+  int cb_calls;
+  kith_status_t cb_status;
+} peer_t;
+
+static void on_event(kith_conn_t *conn, const kith_event_t *ev, void *ud)
+{
+  peer_t *p = ud;
+  int len;
+
+  (void)conn;
+  p->n[ev->type]++;
+  if (ev->type < KITH_EVENT_ROSTER_RECEIVED)
+    return;
+  len = snprintf(p->log + p->loglen, sizeof(p->log) - p->loglen,
+                 "%s %s %s%s%s%s\n", kith_event_name(ev->type),
+                 ev->jid ? ev->jid : "-", ev->item ? "item" : "noitem",
+                 ev->removed ? " removed" : "", ev->nick ? " nick=" : "",
+                 ev->nick ? ev->nick : "");
+  if (len > 0 && (size_t)len < sizeof(p->log) - p->loglen)
+    p->loglen += (size_t)len;
+}
+
+static int logged(const peer_t *p, const char *line)
+{
+  return strstr(p->log, line) != NULL;
+}
+
+static void pump(peer_t *p)
+{
+  int i;
+
+  for (i = 0; i < 4; i++)
+    kith_conn_process(p->conn, KITH_IO_READ | KITH_IO_WRITE);
+  for (;;) {
+    ssize_t n = recv(p->fd, p->got + p->gotlen, sizeof(p->got) - 1 - p->gotlen,
+                     MSG_DONTWAIT);
+    if (n <= 0)
+      break;
+    p->gotlen += (size_t)n;
+  }
+  p->got[p->gotlen] = '\0';
+}
+
+static void say(peer_t *p, const char *xml)
+{
+  assert_int_equal(send(p->fd, xml, strlen(xml), MSG_NOSIGNAL),
+                   (ssize_t)strlen(xml));
+  pump(p);
+}
+
+static void sayf(peer_t *p, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void sayf(peer_t *p, const char *fmt, ...)
+{
+  char buf[4096];
+  va_list ap;
+
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof(buf), fmt, ap);
+  va_end(ap);
+  say(p, buf);
+}
+
+static void forget(peer_t *p)
+{
+  p->gotlen = 0;
+  p->got[0] = '\0';
+  p->loglen = 0;
+  p->log[0] = '\0';
+  memset(p->n, 0, sizeof(p->n));
+}
+
+static int sent(const peer_t *p, const char *needle)
+{
+  return strstr(p->got, needle) != NULL;
+}
+
+static int count_of(const char *hay, const char *needle)
+{
+  int n = 0;
+
+  while ((hay = strstr(hay, needle)) != NULL) {
+    n++;
+    hay += strlen(needle);
+  }
+  return n;
+}
+
+/* The id of the last iq kith sent that contains `needle`. */
+static const char *iq_id(const peer_t *p, const char *needle)
+{
+  static char id[64];
+  const char *hit = NULL, *h = p->got, *iq, *a;
+  size_t n;
+
+  while ((h = strstr(h, needle)) != NULL)
+    hit = h++;
+  assert_non_null(hit);
+  for (iq = hit; iq > p->got && strncmp(iq, "<iq", 3) != 0; iq--)
+    ;
+  a = strstr(iq, " id='");
+  assert_non_null(a);
+  a += 5;
+  n = strcspn(a, "'");
+  assert_true(n < sizeof(id));
+  memcpy(id, a, n);
+  id[n] = '\0';
+  return id;
+}
+
+/* A ready client session as `jid` with the given stream features. */
+static void peer_open_as(peer_t *p, const char *jid, const char *features)
+{
+  char fx[512], acct[128];
+  kith_stanza_t *f = NULL;
+  int sv[2];
+
+  memset(p, 0, sizeof(*p));
+  assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  fcntl(sv[0], F_SETFL, O_NONBLOCK);
+  p->fd = sv[1];
+  snprintf(acct, sizeof(acct), "%.*s", (int)strcspn(jid, "/"), jid);
+  assert_int_equal(kith_conn_new(NULL, &p->conn), KITH_OK);
+  assert_int_equal(kith_conn_set_jid(p->conn, acct), KITH_OK);
+  assert_int_equal(kith_conn_set_password(p->conn, "pw"), KITH_OK);
+  assert_true(kith_conn_on(p->conn, KITH_EVENT_ANY, on_event, p) > 0);
+  assert_int_equal(kith_roster_new(NULL, &p->roster), KITH_OK);
+  assert_int_equal(kith_roster_attach(p->roster, p->conn), KITH_OK);
+  assert_int_equal(kith_roster_attach(p->roster, p->conn), KITH_EEXIST);
+  assert_int_equal(kith__conn_adopt_fd(p->conn, sv[0]), KITH_OK);
+  pump(p);
+  say(p, CLIENT_HEADER);
+  forget(p);
+  snprintf(fx, sizeof(fx), FEATURES_OPEN "%s</stream:features>", features);
+  assert_int_equal(kith_stanza_parse(NULL, fx, strlen(fx), &f), KITH_OK);
+  assert_int_equal(kith__conn_test_ready(p->conn, jid, f), KITH_OK);
+  kith_stanza_free(f);
+  pump(p);
+}
+
+static void peer_open(peer_t *p, const char *features)
+{
+  peer_open_as(p, "alice@localhost/r1", features);
+}
+
+static void peer_close(peer_t *p)
+{
+  /* The roster first: detaching removes its handlers from the conn. */
+  kith_roster_free(p->roster);
+  kith_conn_free(p->conn);
+  close(p->fd);
+}
+
+/* Answer the pending roster get with `items` (and `ver` unless NULL). */
+static void serve_roster(peer_t *p, const char *ver, const char *items)
+{
+  char id[64];
+
+  snprintf(id, sizeof(id), "%s", iq_id(p, "jabber:iq:roster"));
+  if (ver)
+    sayf(p,
+         "<iq type='result' id='%s'><query xmlns='jabber:iq:roster' "
+         "ver='%s'>%s</query></iq>",
+         id, ver, items);
+  else
+    sayf(p,
+         "<iq type='result' id='%s'><query "
+         "xmlns='jabber:iq:roster'>%s</query></iq>",
+         id, items);
+}
+
+#define BOB_BOTH                                                               \
+  "<item jid='bob@localhost' name='Bob' subscription='both'>"                  \
+  "<group>Friends</group></item>"
+#define CAROL_ASK "<item jid='carol@localhost' ask='subscribe'/>"
+#define DAVE_TO "<item jid='dave@localhost' subscription='to'/>"
+
+static kith_roster_node_t *self_node(const peer_t *p)
+{
+  kith_roster_node_t *n = kith_roster_self(p->roster);
+
+  assert_non_null(n);
+  return n;
+}
+
+static kith_roster_item_t *item(const peer_t *p, const char *jid)
+{
+  return kith_roster_node_item(self_node(p), jid);
+}
+
+static unsigned flags(const peer_t *p, const char *jid)
+{
+  kith_roster_item_t *it = item(p, jid);
+
+  assert_non_null(it);
+  return kith_roster_item_flags(it);
+}
+
+/* A session with bob (both), carol (none + ask) and dave (to). */
+static void peer_with_roster(peer_t *p, const char *features)
+{
+  peer_open(p, features);
+  serve_roster(p, NULL, BOB_BOTH CAROL_ASK DAVE_TO);
+  assert_int_equal(kith_roster_node_size(self_node(p)), 3);
+  forget(p);
+}
+
+/* ---- Fetch ------------------------------------------------------------ */
+
+static void test_full_fetch(void **state)
+{
+  peer_t p;
+  kith_roster_item_t *bob;
+
+  (void)state;
+  peer_open(&p, "");
+  assert_string_equal(kith_roster_node_owner(self_node(&p)), "alice@localhost");
+  assert_true(sent(&p, "jabber:iq:roster"));
+  assert_true(sent(&p, "type='get'"));
+  assert_false(sent(&p, "ver="));      /* no versioning feature */
+  assert_false(sent(&p, "<presence")); /* not before the roster */
+  serve_roster(&p, NULL, BOB_BOTH CAROL_ASK);
+  bob = item(&p, "bob@localhost");
+  assert_non_null(bob);
+  assert_string_equal(kith_roster_item_name(bob), "Bob");
+  assert_int_equal(kith_roster_item_group_count(bob), 1);
+  assert_int_equal(kith_roster_item_sub(bob), KITH_SUB_BOTH);
+  assert_int_equal(flags(&p, "carol@localhost"), KITH_ROSTER_PENDING_OUT);
+  assert_int_equal(p.n[KITH_EVENT_ROSTER_UPDATE], 2);
+  assert_int_equal(p.n[KITH_EVENT_ROSTER_RECEIVED], 1);
+  assert_true(logged(&p, "roster_update bob@localhost item\n"));
+  /* Initial presence after the roster (RFC 6121 2.2). */
+  assert_true(sent(&p, "<presence/>"));
+  assert_null(kith_roster_node_version(self_node(&p)));
+
+  /* Without the feature a later fetch sends no 'ver' either. */
+  forget(&p);
+  assert_int_equal(kith_roster_fetch(p.roster, NULL, NULL), KITH_OK);
+  pump(&p);
+  assert_false(sent(&p, "ver="));
+  serve_roster(&p, NULL, BOB_BOTH CAROL_ASK);
+  assert_int_equal(p.n[KITH_EVENT_ROSTER_UPDATE], 0); /* nothing changed */
+  assert_false(sent(&p, "<presence")); /* only at session start */
+  peer_close(&p);
+}
+
+static void fetch_cb(kith_roster_t *roster, kith_status_t status,
+                     const kith_stanza_t *reply, void *ud)
+{
+  peer_t *p = ud;
+
+  (void)roster;
+  (void)reply;
+  p->cb_calls++;
+  p->cb_status = status;
+}
+
+static void test_versioned_fetch(void **state)
+{
+  peer_t p;
+
+  (void)state;
+  peer_open(&p, F_VER);
+  assert_true(sent(&p, "ver=''")); /* nothing cached */
+  serve_roster(&p, "v1", BOB_BOTH CAROL_ASK);
+  assert_string_equal(kith_roster_node_version(self_node(&p)), "v1");
+
+  /* The cached version goes out; "no <query/>" keeps the cache. */
+  forget(&p);
+  assert_int_equal(kith_roster_fetch(p.roster, fetch_cb, &p), KITH_OK);
+  pump(&p);
+  assert_true(sent(&p, "ver='v1'"));
+  sayf(&p, "<iq type='result' id='%s'/>", iq_id(&p, "jabber:iq:roster"));
+  assert_int_equal(p.cb_calls, 1);
+  assert_int_equal(p.cb_status, KITH_OK);
+  assert_int_equal(kith_roster_node_size(self_node(&p)), 2);
+  assert_string_equal(kith_roster_node_version(self_node(&p)), "v1");
+  assert_int_equal(p.n[KITH_EVENT_ROSTER_UPDATE], 0);
+
+  /* A full result replaces the cache: carol goes, with an event. */
+  forget(&p);
+  assert_int_equal(kith_roster_fetch(p.roster, NULL, NULL), KITH_OK);
+  pump(&p);
+  assert_true(sent(&p, "ver='v1'"));
+  serve_roster(&p, "v2", BOB_BOTH DAVE_TO);
+  assert_int_equal(kith_roster_node_size(self_node(&p)), 2);
+  assert_null(item(&p, "carol@localhost"));
+  assert_non_null(item(&p, "dave@localhost"));
+  assert_true(logged(&p, "roster_update carol@localhost noitem removed\n"));
+  assert_true(logged(&p, "roster_update dave@localhost item\n"));
+  assert_false(logged(&p, "roster_update bob@localhost"));
+  assert_string_equal(kith_roster_node_version(self_node(&p)), "v2");
+
+  /* Prosody's ver='1' for a never-saved roster: an empty cache with a
+   * version still asks for everything. */
+  forget(&p);
+  assert_int_equal(kith_roster_fetch(p.roster, NULL, NULL), KITH_OK);
+  pump(&p);
+  serve_roster(&p, "1", "");
+  assert_int_equal(kith_roster_node_size(self_node(&p)), 0);
+  assert_int_equal(p.n[KITH_EVENT_ROSTER_UPDATE], 2);
+  assert_string_equal(kith_roster_node_version(self_node(&p)), "1");
+  forget(&p);
+  assert_int_equal(kith_roster_fetch(p.roster, NULL, NULL), KITH_OK);
+  pump(&p);
+  assert_true(sent(&p, "ver=''"));
+  assert_false(sent(&p, "ver='1'"));
+  peer_close(&p);
+}
+
+static void test_fetch_error_still_sends_presence(void **state)
+{
+  peer_t p;
+
+  (void)state;
+  peer_open(&p, "");
+  sayf(&p,
+       "<iq type='error' id='%s'><error type='cancel'><item-not-found "
+       "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>",
+       iq_id(&p, "jabber:iq:roster"));
+  assert_int_equal(p.n[KITH_EVENT_ROSTER_RECEIVED], 0);
+  assert_true(sent(&p, "<presence/>"));
+  peer_close(&p);
+}
+
+static void test_initial_presence_off(void **state)
+{
+  peer_t p;
+
+  (void)state;
+  memset(&p, 0, sizeof(p));
+  peer_open(&p, "");
+  kith_roster_set_initial_presence(p.roster, 0);
+  serve_roster(&p, NULL, BOB_BOTH);
+  assert_int_equal(p.n[KITH_EVENT_ROSTER_RECEIVED], 1);
+  assert_false(sent(&p, "<presence"));
+  peer_close(&p);
+}
+
+/* ---- Pushes ----------------------------------------------------------- */
+
+static void push_refused(peer_t *p, const char *from_attr, const char *items,
+                         const char *cond)
+{
+  forget(p);
+  sayf(p,
+       "<iq type='set' id='spoof' %s><query xmlns='jabber:iq:roster'>%s"
+       "</query></iq>",
+       from_attr, items);
+  assert_true(sent(p, "type='error'"));
+  assert_true(sent(p, "id='spoof'"));
+  assert_true(sent(p, cond));
+  assert_int_equal(p->n[KITH_EVENT_ROSTER_UPDATE], 0);
+  assert_int_equal(kith_roster_node_size(self_node(p)), 3);
+  assert_string_equal(kith_roster_item_name(item(p, "bob@localhost")), "Bob");
+  assert_null(item(p, "mallory@localhost"));
+}
+
+#define MALLORY "<item jid='mallory@localhost'/>"
+#define BOB_RENAMED "<item jid='bob@localhost' name='Robert'/>"
+
+static void test_spoofed_pushes_refused(void **state)
+{
+  peer_t p;
+
+  (void)state;
+  peer_with_roster(&p, "");
+  push_refused(&p, "from='mallory@localhost'", MALLORY, "service-unavailable");
+  push_refused(&p, "from='alice@evil.example'", BOB_RENAMED,
+               "service-unavailable");
+  push_refused(&p, "from='localhost'", BOB_RENAMED, "service-unavailable");
+  /* Our own full JID only with accept_full_jid_push (off by default). */
+  push_refused(&p, "from='alice@localhost/r1'", BOB_RENAMED,
+               "service-unavailable");
+  push_refused(&p, "from='alice@localhost/r2'", BOB_RENAMED,
+               "service-unavailable");
+  push_refused(&p, "", MALLORY BOB_RENAMED, "bad-request");
+  push_refused(&p, "", "", "bad-request");
+  push_refused(&p, "", "<item name='nojid'/>", "");
+  peer_close(&p);
+}
+
+static void test_accepted_pushes(void **state)
+{
+  peer_t p;
+
+  (void)state;
+  peer_with_roster(&p, F_VER);
+  /* No 'from': the server on our behalf. */
+  say(&p, "<iq type='set' id='p1'><query xmlns='jabber:iq:roster' ver='v7'>"
+          "<item jid='erin@localhost' name='Erin' subscription='none'/>"
+          "</query></iq>");
+  assert_true(sent(&p, "type='result'"));
+  assert_true(sent(&p, "id='p1'"));
+  assert_string_equal(kith_roster_item_name(item(&p, "erin@localhost")),
+                      "Erin");
+  assert_string_equal(kith_roster_node_version(self_node(&p)), "v7");
+  assert_true(logged(&p, "roster_update erin@localhost item\n"));
+
+  /* Our bare JID, in another case. */
+  forget(&p);
+  say(&p, "<iq type='set' id='p2' from='Alice@LOCALHOST'><query "
+          "xmlns='jabber:iq:roster'>" BOB_RENAMED "</query></iq>");
+  assert_true(sent(&p, "type='result'"));
+  assert_string_equal(kith_roster_item_name(item(&p, "bob@localhost")),
+                      "Robert");
+  /* The push had no subscription: none, as RFC 6121 2.1.2.5 says. */
+  assert_int_equal(kith_roster_item_sub(item(&p, "bob@localhost")),
+                   KITH_SUB_NONE);
+
+  /* Our full JID once allowed. */
+  kith_roster_set_accept_full_jid_push(p.roster, 1);
+  forget(&p);
+  say(&p, "<iq type='set' id='p3' from='alice@localhost/r1'><query "
+          "xmlns='jabber:iq:roster'><item jid='bob@localhost' name='B' "
+          "subscription='both'/></query></iq>");
+  assert_true(sent(&p, "type='result'"));
+  assert_string_equal(kith_roster_item_name(item(&p, "bob@localhost")), "B");
+  assert_string_equal(kith_roster_node_version(self_node(&p)), "v7");
+  peer_close(&p);
+}
+
+static void test_remove_push(void **state)
+{
+  peer_t p;
+
+  (void)state;
+  peer_with_roster(&p, "");
+  say(&p, "<iq type='set' id='r1'><query xmlns='jabber:iq:roster'>"
+          "<item jid='carol@localhost' subscription='remove'/></query></iq>");
+  assert_true(sent(&p, "type='result'"));
+  assert_null(item(&p, "carol@localhost"));
+  assert_int_equal(kith_roster_node_size(self_node(&p)), 2);
+  assert_true(logged(&p, "roster_update carol@localhost noitem removed\n"));
+  /* Removing an unknown item is answered and changes nothing. */
+  forget(&p);
+  say(&p, "<iq type='set' id='r2'><query xmlns='jabber:iq:roster'>"
+          "<item jid='zed@localhost' subscription='remove'/></query></iq>");
+  assert_true(sent(&p, "type='result'"));
+  assert_int_equal(p.n[KITH_EVENT_ROSTER_UPDATE], 0);
+  peer_close(&p);
+}
+
+static void test_update_and_remove_wait_for_push(void **state)
+{
+  peer_t p;
+  const char *groups[] = {"Work", "Work", "Lab"};
+
+  (void)state;
+  peer_with_roster(&p, "");
+  assert_int_equal(kith_roster_update(p.roster, "bob@localhost", "Bobby",
+                                      groups, 3, NULL, fetch_cb, &p),
+                   KITH_OK);
+  pump(&p);
+  assert_true(sent(&p, "type='set'"));
+  assert_true(sent(&p, "jid='bob@localhost'"));
+  assert_true(sent(&p, "name='Bobby'"));
+  assert_int_equal(count_of(p.got, "<group>Work</group>"), 1);
+  assert_true(sent(&p, "<group>Lab</group>"));
+  sayf(&p, "<iq type='result' id='%s'/>", iq_id(&p, "Bobby"));
+  assert_int_equal(p.cb_calls, 1);
+  assert_int_equal(p.cb_status, KITH_OK);
+  /* The server is authoritative: nothing changes until its push. */
+  assert_string_equal(kith_roster_item_name(item(&p, "bob@localhost")), "Bob");
+  assert_int_equal(p.n[KITH_EVENT_ROSTER_UPDATE], 0);
+
+  forget(&p);
+  assert_int_equal(kith_roster_remove(p.roster, "dave@localhost", fetch_cb, &p),
+                   KITH_OK);
+  pump(&p);
+  assert_true(sent(&p, "subscription='remove'"));
+  sayf(&p,
+       "<iq type='error' id='%s'><error type='cancel'><item-not-found "
+       "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>",
+       iq_id(&p, "remove"));
+  assert_int_equal(p.cb_calls, 2);
+  assert_int_equal(p.cb_status, KITH_ESTANZA);
+  assert_non_null(item(&p, "dave@localhost"));
+  assert_int_equal(kith_roster_update(p.roster, "not a jid@", NULL, NULL, 0,
+                                      NULL, NULL, NULL),
+                   KITH_EJID);
+  peer_close(&p);
+}
+
+static void test_pending_request_cancelled_on_free(void **state)
+{
+  peer_t p;
+
+  (void)state;
+  peer_with_roster(&p, "");
+  assert_int_equal(kith_roster_remove(p.roster, "bob@localhost", fetch_cb, &p),
+                   KITH_OK);
+  kith_roster_free(p.roster); /* detaches: the callback fires now, once */
+  assert_int_equal(p.cb_calls, 1);
+  assert_int_equal(p.cb_status, KITH_ECANCELED);
+  kith_conn_free(p.conn); /* frees the orphaned request record */
+  assert_int_equal(p.cb_calls, 1);
+  close(p.fd);
+}
+
+/* ---- Presence --------------------------------------------------------- */
+
+static void test_presence_tracking(void **state)
+{
+  peer_t p;
+  kith_roster_item_t *bob;
+
+  (void)state;
+  peer_with_roster(&p, "");
+  say(&p, "<presence from='bob@localhost/home'/>");
+  assert_true(logged(&p, "presence_available bob@localhost/home item\n"));
+  assert_int_equal(p.n[KITH_EVENT_GOT_ONLINE], 1);
+  assert_int_equal(p.n[KITH_EVENT_CHANGED_STATUS], 0);
+  /* The same again changes nothing. */
+  say(&p, "<presence from='bob@localhost/home'/>");
+  assert_int_equal(p.n[KITH_EVENT_PRESENCE_AVAILABLE], 2);
+  assert_int_equal(p.n[KITH_EVENT_GOT_ONLINE], 1);
+  assert_int_equal(p.n[KITH_EVENT_CHANGED_STATUS], 0);
+  say(&p, "<presence from='bob@localhost/home'><show>away</show>"
+          "<status>lunch</status></presence>");
+  assert_int_equal(p.n[KITH_EVENT_CHANGED_STATUS], 1);
+  say(&p, "<presence from='bob@localhost/home'><show>away</show>"
+          "<status>lunch</status><priority>3</priority></presence>");
+  assert_int_equal(p.n[KITH_EVENT_CHANGED_STATUS], 2);
+  /* A second resource: no got_online, no changed_status. */
+  say(&p, "<presence from='bob@localhost/work'><priority>5</priority>"
+          "</presence>");
+  assert_int_equal(p.n[KITH_EVENT_GOT_ONLINE], 1);
+  assert_int_equal(p.n[KITH_EVENT_CHANGED_STATUS], 2);
+  bob = item(&p, "bob@localhost");
+  assert_int_equal(kith_roster_item_resource_count(bob), 2);
+  assert_string_equal(kith_roster_item_best_resource(bob), "work");
+  say(&p, "<presence from='bob@localhost/work' type='unavailable'/>");
+  assert_int_equal(p.n[KITH_EVENT_PRESENCE_UNAVAILABLE], 1);
+  assert_int_equal(p.n[KITH_EVENT_GOT_OFFLINE], 0);
+  assert_string_equal(kith_roster_item_best_resource(bob), "home");
+  say(&p, "<presence from='bob@localhost/home' type='unavailable'/>");
+  assert_int_equal(p.n[KITH_EVENT_GOT_OFFLINE], 1);
+  assert_null(kith_roster_item_best_resource(bob));
+  /* Unavailable from the bare JID takes every resource. */
+  say(&p, "<presence from='bob@localhost/a'/>");
+  say(&p, "<presence from='bob@localhost/b'/>");
+  say(&p, "<presence from='bob@localhost' type='unavailable'/>");
+  assert_int_equal(p.n[KITH_EVENT_GOT_OFFLINE], 2);
+  assert_int_equal(kith_roster_item_resource_count(bob), 0);
+  peer_close(&p);
+}
+
+static void test_presence_from_strangers_and_self(void **state)
+{
+  peer_t p;
+
+  (void)state;
+  peer_with_roster(&p, "");
+  say(&p, "<presence from='eve@localhost/x'><show>chat</show></presence>");
+  assert_true(logged(&p, "presence_available eve@localhost/x noitem\n"));
+  assert_int_equal(p.n[KITH_EVENT_GOT_ONLINE], 0);
+  assert_null(item(&p, "eve@localhost"));
+  say(&p, "<presence from='alice@localhost/r2'/>");
+  assert_true(logged(&p, "presence_available alice@localhost/r2 noitem\n"));
+  say(&p, "<presence from='eve@localhost/x' type='unavailable'/>");
+  assert_int_equal(p.n[KITH_EVENT_PRESENCE_UNAVAILABLE], 1);
+  assert_int_equal(p.n[KITH_EVENT_GOT_OFFLINE], 0);
+  assert_int_equal(kith_roster_node_size(self_node(&p)), 3);
+  peer_close(&p);
+}
+
+static void test_disconnect_resets_presence(void **state)
+{
+  peer_t p;
+
+  (void)state;
+  peer_with_roster(&p, "");
+  say(&p, "<presence from='bob@localhost/home'/>");
+  say(&p, "<presence from='bob@localhost/work'/>");
+  say(&p, "<presence from='dave@localhost/x'/>");
+  forget(&p);
+  say(&p, "</stream:stream>");
+  assert_int_equal(p.n[KITH_EVENT_DISCONNECTED], 1);
+  assert_int_equal(p.n[KITH_EVENT_PRESENCE_RESET], 2);
+  assert_int_equal(p.n[KITH_EVENT_GOT_OFFLINE], 2);
+  assert_true(logged(&p, "presence_reset bob@localhost item\n"
+                         "got_offline bob@localhost item\n"));
+  assert_true(logged(&p, "presence_reset dave@localhost item\n"));
+  assert_int_equal(kith_roster_node_size(self_node(&p)), 3);
+  assert_int_equal(kith_roster_item_resource_count(item(&p, "bob@localhost")),
+                   0);
+  peer_close(&p);
+}
+
+/* ---- Subscriptions ---------------------------------------------------- */
+
+static void test_subscribe_accepted_by_default(void **state)
+{
+  peer_t p;
+
+  (void)state;
+  peer_with_roster(&p, "");
+  say(&p, "<presence from='eve@localhost' type='subscribe'><nick "
+          "xmlns='http://jabber.org/protocol/nick'>Eve</nick></presence>");
+  assert_true(logged(&p, "presence_subscribe eve@localhost noitem nick=Eve\n"));
+  assert_true(logged(&p, "roster_subscription_request eve@localhost noitem "
+                         "nick=Eve\n"));
+  assert_true(sent(&p, "to='eve@localhost' type='subscribed'"));
+  assert_true(sent(&p, "to='eve@localhost' type='subscribe'"));
+  assert_null(item(&p, "eve@localhost")); /* strangers get no item */
+  /* The same request again: approved again, but no second subscribe. */
+  forget(&p);
+  say(&p, "<presence from='eve@localhost' type='subscribe'/>");
+  assert_true(sent(&p, "type='subscribed'"));
+  assert_false(sent(&p, "type='subscribe'"));
+  /* The server's push brings the item; the tracked state merges in. */
+  forget(&p);
+  say(&p, "<iq type='set' id='e1'><query xmlns='jabber:iq:roster'>"
+          "<item jid='eve@localhost' subscription='from' ask='subscribe'/>"
+          "</query></iq>");
+  assert_int_equal(flags(&p, "eve@localhost"),
+                   KITH_ROSTER_FROM | KITH_ROSTER_PENDING_OUT);
+  peer_close(&p);
+}
+
+static void test_subscribe_rejected(void **state)
+{
+  peer_t p;
+
+  (void)state;
+  peer_with_roster(&p, "");
+  kith_roster_set_auto_authorize(p.roster, KITH_AUTHORIZE_REJECT);
+  say(&p, "<presence from='eve@localhost' type='subscribe'/>");
+  assert_int_equal(p.n[KITH_EVENT_ROSTER_SUBSCRIPTION_REQUEST], 1);
+  assert_true(sent(&p, "to='eve@localhost' type='unsubscribed'"));
+  assert_false(sent(&p, "type='subscribe'"));
+  assert_false(sent(&p, "type='subscribed'"));
+  peer_close(&p);
+}
+
+static void test_subscribe_manual_keeps_pending_in(void **state)
+{
+  peer_t p;
+
+  (void)state;
+  peer_with_roster(&p, "");
+  kith_roster_set_auto_authorize(p.roster, KITH_AUTHORIZE_MANUAL);
+  say(&p, "<presence from='dave@localhost' type='subscribe'/>");
+  assert_int_equal(p.n[KITH_EVENT_ROSTER_SUBSCRIPTION_REQUEST], 1);
+  assert_false(sent(&p, "<presence"));
+  assert_int_equal(flags(&p, "dave@localhost"),
+                   KITH_ROSTER_TO | KITH_ROSTER_PENDING_IN);
+  /* A push never reports pending_in; it is kept. */
+  say(&p, "<iq type='set' id='d1'><query xmlns='jabber:iq:roster'>"
+          "<item jid='dave@localhost' name='D' subscription='to'/>"
+          "</query></iq>");
+  assert_int_equal(flags(&p, "dave@localhost"),
+                   KITH_ROSTER_TO | KITH_ROSTER_PENDING_IN);
+  /* The application answers: approved (not a pre-approval). */
+  forget(&p);
+  assert_int_equal(kith_roster_send_subscription(p.roster, "dave@localhost",
+                                                 "subscribed", NULL, NULL),
+                   KITH_OK);
+  pump(&p);
+  assert_true(sent(&p, "to='dave@localhost' type='subscribed'"));
+  assert_int_equal(flags(&p, "dave@localhost"),
+                   KITH_ROSTER_TO | KITH_ROSTER_FROM);
+  peer_close(&p);
+}
+
+static void test_node_override_and_whitelist(void **state)
+{
+  peer_t p;
+
+  (void)state;
+  peer_with_roster(&p, "");
+  kith_roster_set_auto_authorize(p.roster, KITH_AUTHORIZE_REJECT);
+  kith_roster_set_auto_subscribe(p.roster, 0);
+  kith_roster_node_set_auto_authorize(self_node(&p), KITH_AUTHORIZE_ACCEPT);
+  say(&p, "<presence from='eve@localhost' type='subscribe'/>");
+  assert_true(sent(&p, "type='subscribed'"));
+  assert_false(sent(&p, "type='subscribe'")); /* auto-subscribe is off */
+  kith_roster_node_set_auto_subscribe(self_node(&p), 1);
+  forget(&p);
+  say(&p, "<presence from='frank@localhost' type='subscribe'/>");
+  assert_true(sent(&p, "to='frank@localhost' type='subscribed'"));
+  assert_true(sent(&p, "to='frank@localhost' type='subscribe'"));
+
+  /* Manual on the node; the whitelisted carol is accepted anyway. */
+  kith_roster_node_set_auto_authorize(self_node(&p), KITH_AUTHORIZE_MANUAL);
+  forget(&p);
+  say(&p, "<presence from='grace@localhost' type='subscribe'/>");
+  assert_false(sent(&p, "<presence"));
+  kith_roster_item_set_whitelisted(item(&p, "carol@localhost"), 1);
+  say(&p, "<presence from='carol@localhost' type='subscribe'/>");
+  assert_true(sent(&p, "to='carol@localhost' type='subscribed'"));
+  /* carol has a pending request of ours: no second subscribe. */
+  assert_false(sent(&p, "to='carol@localhost' type='subscribe'"));
+  peer_close(&p);
+}
+
+static void test_auto_subscribe_is_idempotent(void **state)
+{
+  peer_t p;
+
+  (void)state;
+  peer_with_roster(&p, "");
+  /* dave: we already receive his presence (to). */
+  say(&p, "<presence from='dave@localhost' type='subscribe'/>");
+  assert_true(sent(&p, "to='dave@localhost' type='subscribed'"));
+  assert_false(sent(&p, "type='subscribe'"));
+  /* carol: our request is pending (pending_out). */
+  forget(&p);
+  say(&p, "<presence from='carol@localhost' type='subscribe'/>");
+  assert_true(sent(&p, "to='carol@localhost' type='subscribed'"));
+  assert_false(sent(&p, "type='subscribe'"));
+  peer_close(&p);
+}
+
+static void test_refused_cancelled_removed(void **state)
+{
+  peer_t p;
+
+  (void)state;
+  peer_with_roster(&p, "");
+  /* carol answers our pending request with unsubscribed: refused. */
+  say(&p, "<presence from='carol@localhost' type='unsubscribed'/>");
+  assert_true(logged(&p, "presence_unsubscribed carol@localhost item\n"));
+  assert_true(logged(&p, "roster_subscription_refused carol@localhost item\n"));
+  assert_int_equal(flags(&p, "carol@localhost"), 0);
+  /* bob revokes our subscription: removed, and his presence is gone. */
+  say(&p, "<presence from='bob@localhost/home'/>");
+  forget(&p);
+  say(&p, "<presence from='bob@localhost' type='unsubscribed'/>");
+  assert_true(logged(&p, "roster_subscription_removed bob@localhost item\n"));
+  assert_int_equal(p.n[KITH_EVENT_GOT_OFFLINE], 1);
+  assert_int_equal(flags(&p, "bob@localhost"), KITH_ROSTER_FROM);
+  /* bob unsubscribes from us: remove. */
+  say(&p, "<presence from='bob@localhost' type='unsubscribe'/>");
+  assert_true(logged(&p, "roster_subscription_remove bob@localhost item\n"));
+  assert_int_equal(flags(&p, "bob@localhost"), 0);
+  /* eve asks, then withdraws before we answer: cancelled. */
+  kith_roster_set_auto_authorize(p.roster, KITH_AUTHORIZE_MANUAL);
+  forget(&p);
+  say(&p, "<presence from='eve@localhost' type='subscribe'/>");
+  say(&p, "<presence from='eve@localhost' type='unsubscribe'/>");
+  assert_true(
+      logged(&p, "roster_subscription_cancelled eve@localhost noitem\n"));
+  assert_false(logged(&p, "roster_subscription_remove "));
+  /* dave approves a request we never made: still authorized, reported. */
+  forget(&p);
+  say(&p, "<presence from='dave@localhost' type='subscribed'><nick "
+          "xmlns='http://jabber.org/protocol/nick'>Dave</nick></presence>");
+  assert_true(
+      logged(&p, "presence_subscribed dave@localhost item nick=Dave\n"));
+  assert_true(logged(&p, "roster_subscription_authorized dave@localhost item "
+                         "nick=Dave\n"));
+  peer_close(&p);
+}
+
+static void test_preapproval_needs_the_feature(void **state)
+{
+  peer_t p, q;
+
+  (void)state;
+  peer_with_roster(&p, "");
+  assert_int_equal(kith_roster_send_subscription(p.roster, "zoe@localhost",
+                                                 "subscribed", NULL, NULL),
+                   KITH_EUNSUPPORTED);
+  pump(&p);
+  assert_false(sent(&p, "<presence"));
+  assert_int_equal(kith_roster_send_subscription(p.roster, "zoe@localhost",
+                                                 "subscribe", "Alice", NULL),
+                   KITH_OK);
+  pump(&p);
+  assert_true(sent(&p, "to='zoe@localhost' type='subscribe'"));
+  assert_true(sent(&p, "<nick xmlns='http://jabber.org/protocol/nick'>Alice"));
+  assert_int_equal(kith_roster_send_subscription(p.roster, "zoe@localhost",
+                                                 "bogus", NULL, NULL),
+                   KITH_EINVAL);
+  peer_close(&p);
+
+  peer_open(&q, F_PRE);
+  serve_roster(&q, NULL, DAVE_TO);
+  forget(&q);
+  assert_int_equal(kith_roster_send_subscription(q.roster, "dave@localhost",
+                                                 "subscribed", NULL, NULL),
+                   KITH_OK);
+  pump(&q);
+  assert_true(sent(&q, "to='dave@localhost' type='subscribed'"));
+  assert_int_equal(flags(&q, "dave@localhost"),
+                   KITH_ROSTER_TO | KITH_ROSTER_APPROVED);
+  peer_close(&q);
+}
+
+static void test_send_presence(void **state)
+{
+  peer_t p;
+
+  (void)state;
+  peer_with_roster(&p, "");
+  assert_int_equal(
+      kith_roster_send_presence(p.roster, NULL, NULL, NULL, "away", "out", 4),
+      KITH_OK);
+  pump(&p);
+  assert_true(sent(&p, "<show>away</show>"));
+  assert_true(sent(&p, "<status>out</status>"));
+  assert_true(sent(&p, "<priority>4</priority>"));
+  forget(&p);
+  assert_int_equal(kith_roster_send_presence(p.roster, "bob@localhost/x",
+                                             "unavailable", NULL, NULL, NULL,
+                                             1000),
+                   KITH_OK);
+  pump(&p);
+  assert_true(sent(&p, "to='bob@localhost/x'"));
+  assert_true(sent(&p, "type='unavailable'"));
+  assert_false(sent(&p, "<priority>"));
+  assert_int_equal(kith_roster_send_presence(p.roster, NULL, "subscribe", NULL,
+                                             NULL, NULL, 0),
+                   KITH_EINVAL);
+  assert_int_equal(
+      kith_roster_send_presence(p.roster, NULL, NULL, NULL, "sleepy", NULL, 0),
+      KITH_EINVAL);
+  peer_close(&p);
+}
+
+static void test_attach_refuses_components(void **state)
+{
+  kith_conn_t *conn = NULL;
+  kith_roster_t *roster = NULL;
+
+  (void)state;
+  assert_int_equal(kith_conn_new(NULL, &conn), KITH_OK);
+  assert_int_equal(kith_conn_set_component(conn, "gw.localhost", "s"), KITH_OK);
+  assert_int_equal(kith_roster_new(NULL, &roster), KITH_OK);
+  assert_int_equal(kith_roster_attach(roster, conn), KITH_EUNSUPPORTED);
+  assert_int_equal(kith_roster_fetch(roster, NULL, NULL), KITH_ESTATE);
+  kith_roster_detach(roster); /* not attached: a no-op */
+  kith_roster_free(roster);
+  kith_conn_free(conn);
+}
+
+/* ---- Two bots --------------------------------------------------------- */
+
+/*
+ * A tiny server between two clients: it stamps 'from', applies RFC 6121's
+ * outbound rule on the sender's side and the inbound rule on the
+ * receiver's (subscription.h), pushes items whose roster-visible state
+ * changed, delivers what the rules deliver, and answers roster gets with
+ * an empty roster. Presence broadcasts and iq results are counted only.
+ */
+typedef struct relay {
+  peer_t *bot[2];
+  const char *jid[2];
+  unsigned sflags[2]; /* server-side: bot i's item for the other */
+  int pushes, delivered, from_bots, subscribes[2];
+} relay_t;
+
+static void push_item(relay_t *r, int i)
+{
+  unsigned f = r->sflags[i];
+
+  sayf(r->bot[i],
+       "<iq type='set' id='push%d'><query xmlns='jabber:iq:roster'>"
+       "<item jid='%s' subscription='%s'%s/></query></iq>",
+       r->pushes, r->jid[1 - i], kith_sub_name(kith__sub_of(f)),
+       (f & KITH_ROSTER_PENDING_OUT) ? " ask='subscribe'" : "");
+  r->pushes++;
+}
+
+static void route_subscription(relay_t *r, int i, kith__ptype_t type)
+{
+  int o = 1 - i;
+  kith__sub_result_t out, in;
+
+  kith__sub_apply(KITH__SUB_OUTBOUND, type, r->sflags[i], 1, &out);
+  r->sflags[i] = out.flags;
+  if (out.push)
+    push_item(r, i);
+  if (!out.deliver)
+    return;
+  kith__sub_apply(KITH__SUB_INBOUND, type, r->sflags[o], 1, &in);
+  r->sflags[o] = in.flags;
+  if (in.push)
+    push_item(r, o);
+  if (in.deliver) {
+    r->delivered++;
+    sayf(r->bot[o], "<presence from='%s' to='%s' type='%s'/>", r->jid[i],
+         r->jid[o], kith__sub_ptype_name(type));
+  }
+  if (in.actions & KITH__SUB_A_REPLY_SUBSCRIBED)
+    route_subscription(r, o, KITH__PT_SUBSCRIBED);
+}
+
+/* Split what bot i sent into stanzas and act on each. Returns how many. */
+static int relay_from(relay_t *r, int i)
+{
+  peer_t *p = r->bot[i];
+  char buf[sizeof(p->got)];
+  char *s = buf, *e;
+  int n = 0;
+
+  memcpy(buf, p->got, p->gotlen + 1);
+  p->gotlen = 0;
+  p->got[0] = '\0';
+  while ((s = strchr(s, '<')) != NULL) {
+    kith_stanza_t *st = NULL;
+    const char *type, *name;
+    /* kith writes one stanza after another; find this one's end. */
+    int depth = 0;
+    for (e = s; *e; e++) {
+      if (e[0] == '<' && e[1] == '/')
+        depth--;
+      else if (e[0] == '<')
+        depth++;
+      else if (e[0] == '/' && e[1] == '>')
+        depth--;
+      if (e[0] == '>' && depth == 0)
+        break;
+    }
+    assert_true(*e == '>');
+    assert_int_equal(kith_stanza_parse(NULL, s, (size_t)(e - s + 1), &st),
+                     KITH_OK);
+    s = e + 1;
+    n++;
+    name = kith_stanza_name(st);
+    type = kith_stanza_type(st);
+    if (strcmp(name, "iq") == 0 && type && strcmp(type, "get") == 0)
+      sayf(p,
+           "<iq type='result' id='%s'><query xmlns='jabber:iq:roster'/>"
+           "</iq>",
+           kith_stanza_id(st));
+    else if (strcmp(name, "presence") == 0 &&
+             kith__sub_ptype(type) != KITH__PT_COUNT) {
+      if (kith__sub_ptype(type) == KITH__PT_SUBSCRIBE)
+        r->subscribes[i]++;
+      route_subscription(r, i, kith__sub_ptype(type));
+    }
+    kith_stanza_free(st);
+  }
+  return n;
+}
+
+static void test_two_bots_settle_in_both(void **state)
+{
+  peer_t a, b;
+  relay_t r;
+  int rounds, moved;
+
+  (void)state;
+  memset(&r, 0, sizeof(r));
+  peer_open_as(&a, "alice@localhost/r1", "");
+  peer_open_as(&b, "bob@localhost/r1", "");
+  r.bot[0] = &a;
+  r.bot[1] = &b;
+  r.jid[0] = "alice@localhost";
+  r.jid[1] = "bob@localhost";
+  relay_from(&r, 0); /* the roster gets */
+  relay_from(&r, 1);
+  pump(&a);
+  pump(&b);
+  relay_from(&r, 0); /* the initial presences */
+  relay_from(&r, 1);
+
+  assert_int_equal(kith_roster_send_subscription(a.roster, "bob@localhost",
+                                                 "subscribe", NULL, NULL),
+                   KITH_OK);
+  pump(&a);
+  for (rounds = 0; rounds < 20; rounds++) {
+    moved = relay_from(&r, 0) + relay_from(&r, 1);
+    r.from_bots += moved;
+    if (moved == 0)
+      break;
+  }
+  assert_true(rounds < 20); /* it went quiet: no loop */
+  assert_int_equal(kith_roster_item_sub(item(&a, "bob@localhost")),
+                   KITH_SUB_BOTH);
+  assert_int_equal(kith_roster_item_sub(item(&b, "alice@localhost")),
+                   KITH_SUB_BOTH);
+  assert_int_equal(kith__sub_of(r.sflags[0]), KITH_SUB_BOTH);
+  assert_int_equal(kith__sub_of(r.sflags[1]), KITH_SUB_BOTH);
+  /* Each bot asked exactly once: alice by hand, bob by auto-subscribe. */
+  assert_int_equal(r.subscribes[0], 1);
+  assert_int_equal(r.subscribes[1], 1);
+  /* alice: subscribe, subscribed, 3 push results; bob: subscribed,
+   * subscribe, 3 push results. The server: 6 pushes, 4 deliveries. */
+  assert_int_equal(r.from_bots, 10);
+  assert_int_equal(r.pushes, 6);
+  assert_int_equal(r.delivered, 4);
+  peer_close(&a);
+  peer_close(&b);
+}
+
+int main(void)
+{
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_full_fetch),
+      cmocka_unit_test(test_versioned_fetch),
+      cmocka_unit_test(test_fetch_error_still_sends_presence),
+      cmocka_unit_test(test_initial_presence_off),
+      cmocka_unit_test(test_spoofed_pushes_refused),
+      cmocka_unit_test(test_accepted_pushes),
+      cmocka_unit_test(test_remove_push),
+      cmocka_unit_test(test_update_and_remove_wait_for_push),
+      cmocka_unit_test(test_pending_request_cancelled_on_free),
+      cmocka_unit_test(test_presence_tracking),
+      cmocka_unit_test(test_presence_from_strangers_and_self),
+      cmocka_unit_test(test_disconnect_resets_presence),
+      cmocka_unit_test(test_subscribe_accepted_by_default),
+      cmocka_unit_test(test_subscribe_rejected),
+      cmocka_unit_test(test_subscribe_manual_keeps_pending_in),
+      cmocka_unit_test(test_node_override_and_whitelist),
+      cmocka_unit_test(test_auto_subscribe_is_idempotent),
+      cmocka_unit_test(test_refused_cancelled_removed),
+      cmocka_unit_test(test_preapproval_needs_the_feature),
+      cmocka_unit_test(test_send_presence),
+      cmocka_unit_test(test_attach_refuses_components),
+      cmocka_unit_test(test_two_bots_settle_in_both),
+  };
+
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
