@@ -20,14 +20,11 @@
 #include "roster/wire.h"
 #include "session/conn.h"
 
-static kith_status_t fetch(kith__sync_t *s, int at_session, kith_roster_cb cb,
-                           void *ud);
-
 /* ---- State ------------------------------------------------------------ */
 
 static void detach_handlers(kith__sync_t *s)
 {
-  kith__sync_req_t *req;
+  kith__sync_req_t *req, *list = s->reqs;
 
   if (s->conn == NULL)
     return;
@@ -37,10 +34,12 @@ static void detach_handlers(kith__sync_t *s)
   kith_conn_off(s->conn, s->h_disconnect);
   s->h_push = s->h_presence = s->h_start = s->h_disconnect = 0;
   s->conn = NULL;
+  s->reqs = NULL;
   /* The connection still owns the iq records and will free them; the
-   * application hears now that its requests are over (callback contract). */
-  while ((req = s->reqs) != NULL) {
-    s->reqs = req->next;
+   * application hears now that its requests are over (callback contract).
+   * A callback may attach again: its new requests are not in `list`. */
+  while ((req = list) != NULL) {
+    list = req->next;
     req->sync = NULL;
     if (req->cb)
       req->cb(s->roster, KITH_ECANCELED, NULL, req->ud);
@@ -123,13 +122,15 @@ kith_status_t kith__sync_set_stranger(kith__sync_t *s, const char *jid,
   size_t len;
 
   flags = kith__sub_normalize(flags);
-  if (e && flags == 0)
-    drop_stranger(s, e);
-  if (e || flags == 0) {
-    if (e && flags)
+  if (e) {
+    if (flags)
       e->flags = flags;
+    else
+      drop_stranger(s, e);
     return KITH_OK;
   }
+  if (flags == 0)
+    return KITH_OK;
   /* Full: forget the oldest request. The server keeps it and redelivers
    * it at the next login (RFC 6121 3.1.3), so nothing is lost for good. */
   if (s->nstrangers >= KITH__SYNC_MAX_STRANGERS) {
@@ -333,6 +334,7 @@ static kith_status_t replace_roster(kith__sync_t *s, const kith_stanza_t *iq,
   kith__wire_item_view_t v;
   char **stale = NULL;
   size_t i, nstale = 0;
+  int lost = 0;
   kith_status_t rc;
 
   if (node == NULL)
@@ -349,11 +351,15 @@ static kith_status_t replace_roster(kith__sync_t *s, const kith_stanza_t *iq,
     if ((node = kith__sync_self(s)) == NULL)
       return KITH_ESTATE;
     kith__wire_item_view(&items[i], &v);
-    if (apply_item(s, node, &v, iq) != KITH_OK)
+    if (apply_item(s, node, &v, iq) != KITH_OK) {
       kith__warn(ctx, "roster", "roster item %s not stored", v.jid);
+      lost = 1;
+    }
   }
+  /* A cache missing an item must not claim the version: the next fetch
+   * then asks for everything again. */
   if (rc == KITH_OK && (node = kith__sync_self(s)) != NULL &&
-      kith__roster_node_set_version(node, ver) != KITH_OK)
+      kith__roster_node_set_version(node, lost ? NULL : ver) != KITH_OK)
     kith__roster_node_set_version(node, NULL);
   return rc;
 }

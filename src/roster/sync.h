@@ -14,7 +14,8 @@
  * removes the handlers, so settings survive a detach.
  *
  * Lifetime: the roster must be freed (or detached) before its connection,
- * because detaching removes handlers from the connection.
+ * because detaching removes handlers from the connection; and, like a
+ * connection, it must not be freed from inside its own event handlers.
  *
  * Client mode only for now: kith_roster_attach() refuses a component
  * connection with KITH_EUNSUPPORTED. Component mode will add its own

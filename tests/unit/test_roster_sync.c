@@ -881,6 +881,76 @@ static void test_attach_refuses_components(void **state)
   kith_conn_free(conn);
 }
 
+static void test_reconnect_fetches_with_cached_version(void **state)
+{
+  const char *fx = FEATURES_OPEN F_VER "</stream:features>";
+  kith_stanza_t *f = NULL;
+  peer_t p;
+  int sv[2];
+
+  (void)state;
+  peer_open(&p, F_VER);
+  serve_roster(&p, "v1", BOB_BOTH);
+  say(&p, "</stream:stream>");
+  assert_int_equal(p.n[KITH_EVENT_DISCONNECTED], 1);
+  assert_false(kith_conn_is_active(p.conn));
+
+  /* A new session on the same connection and roster. */
+  close(p.fd);
+  assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  fcntl(sv[0], F_SETFL, O_NONBLOCK);
+  p.fd = sv[1];
+  assert_int_equal(kith__conn_adopt_fd(p.conn, sv[0]), KITH_OK);
+  pump(&p);
+  say(&p, CLIENT_HEADER);
+  forget(&p);
+  assert_int_equal(kith_stanza_parse(NULL, fx, strlen(fx), &f), KITH_OK);
+  assert_int_equal(kith__conn_test_ready(p.conn, "alice@localhost/r7", f),
+                   KITH_OK);
+  kith_stanza_free(f);
+  pump(&p);
+  assert_true(sent(&p, "ver='v1'"));
+  assert_false(sent(&p, "<presence"));
+  sayf(&p, "<iq type='result' id='%s'/>", iq_id(&p, "jabber:iq:roster"));
+  assert_int_equal(p.n[KITH_EVENT_ROSTER_RECEIVED], 1);
+  assert_int_equal(p.n[KITH_EVENT_ROSTER_UPDATE], 0);
+  assert_non_null(item(&p, "bob@localhost"));
+  assert_true(sent(&p, "<presence/>"));
+  peer_close(&p);
+}
+
+static void test_detach_and_attach_to_a_live_session(void **state)
+{
+  peer_t p;
+
+  (void)state;
+  peer_with_roster(&p, "");
+  kith_roster_detach(p.roster);
+  kith_roster_detach(p.roster); /* twice is fine */
+  say(&p, "<presence from='bob@localhost/home'/>");
+  assert_int_equal(p.n[KITH_EVENT_GOT_ONLINE], 0);
+  assert_int_equal(kith_roster_item_resource_count(item(&p, "bob@localhost")),
+                   0);
+  /* Nobody takes the push now: the connection refuses it. */
+  say(&p, "<iq type='set' id='x1'><query xmlns='jabber:iq:roster'>"
+          "<item jid='erin@localhost'/></query></iq>");
+  assert_true(sent(&p, "service-unavailable"));
+  assert_null(item(&p, "erin@localhost"));
+  assert_int_equal(kith_roster_fetch(p.roster, NULL, NULL), KITH_ESTATE);
+  assert_int_equal(kith_roster_send_subscription(p.roster, "bob@localhost",
+                                                 "subscribe", NULL, NULL),
+                   KITH_ESTATE);
+  /* Attaching to a session that already started fetches at once. */
+  forget(&p);
+  assert_int_equal(kith_roster_attach(p.roster, p.conn), KITH_OK);
+  pump(&p);
+  assert_true(sent(&p, "jabber:iq:roster"));
+  serve_roster(&p, NULL, BOB_BOTH);
+  assert_int_equal(kith_roster_node_size(self_node(&p)), 1);
+  assert_true(sent(&p, "<presence/>"));
+  peer_close(&p);
+}
+
 /* ---- Two bots --------------------------------------------------------- */
 
 /*
@@ -894,7 +964,8 @@ typedef struct relay {
   peer_t *bot[2];
   const char *jid[2];
   unsigned sflags[2]; /* server-side: bot i's item for the other */
-  int pushes, delivered, from_bots, subscribes[2];
+  int online[2];      /* bot i sent its available presence */
+  int pushes, delivered, presences, from_bots, subscribes[2];
 } relay_t;
 
 static void push_item(relay_t *r, int i)
@@ -909,6 +980,14 @@ static void push_item(relay_t *r, int i)
   r->pushes++;
 }
 
+/* Deliver bot i's current presence to the other bot. */
+static void send_presence_to(relay_t *r, int i)
+{
+  r->presences++;
+  sayf(r->bot[1 - i], "<presence from='%s/r1' to='%s'/>", r->jid[i],
+       r->jid[1 - i]);
+}
+
 static void route_subscription(relay_t *r, int i, kith__ptype_t type)
 {
   int o = 1 - i;
@@ -920,6 +999,10 @@ static void route_subscription(relay_t *r, int i, kith__ptype_t type)
     push_item(r, i);
   if (!out.deliver)
     return;
+  /* The contact just gained `from`: it gets the owner's presence (3.1.5).
+   * (Routed before the stanza here; the order does not matter to kith.) */
+  if ((out.actions & KITH__SUB_A_SEND_PRESENCE) && r->online[i])
+    send_presence_to(r, i);
   kith__sub_apply(KITH__SUB_INBOUND, type, r->sflags[o], 1, &in);
   r->sflags[o] = in.flags;
   if (in.push)
@@ -971,8 +1054,14 @@ static int relay_from(relay_t *r, int i)
            "<iq type='result' id='%s'><query xmlns='jabber:iq:roster'/>"
            "</iq>",
            kith_stanza_id(st));
-    else if (strcmp(name, "presence") == 0 &&
-             kith__sub_ptype(type) != KITH__PT_COUNT) {
+    else if (strcmp(name, "presence") == 0 && type == NULL &&
+             kith_stanza_to(st) == NULL) {
+      /* A broadcast reaches the other bot only if it is subscribed. */
+      r->online[i] = 1;
+      if (r->sflags[i] & KITH_ROSTER_FROM)
+        send_presence_to(r, i);
+    } else if (strcmp(name, "presence") == 0 &&
+               kith__sub_ptype(type) != KITH__PT_COUNT) {
       if (kith__sub_ptype(type) == KITH__PT_SUBSCRIBE)
         r->subscribes[i]++;
       route_subscription(r, i, kith__sub_ptype(type));
@@ -986,7 +1075,7 @@ static void test_two_bots_settle_in_both(void **state)
 {
   peer_t a, b;
   relay_t r;
-  int rounds, moved;
+  int rounds;
 
   (void)state;
   memset(&r, 0, sizeof(r));
@@ -1008,12 +1097,13 @@ static void test_two_bots_settle_in_both(void **state)
                    KITH_OK);
   pump(&a);
   for (rounds = 0; rounds < 20; rounds++) {
-    moved = relay_from(&r, 0) + relay_from(&r, 1);
+    int moved = relay_from(&r, 0) + relay_from(&r, 1);
     r.from_bots += moved;
     if (moved == 0)
       break;
   }
-  assert_true(rounds < 20); /* it went quiet: no loop */
+  /* Quiet after three rounds (the fourth relays nothing): no loop. */
+  assert_int_equal(rounds, 3);
   assert_int_equal(kith_roster_item_sub(item(&a, "bob@localhost")),
                    KITH_SUB_BOTH);
   assert_int_equal(kith_roster_item_sub(item(&b, "alice@localhost")),
@@ -1028,8 +1118,131 @@ static void test_two_bots_settle_in_both(void **state)
   assert_int_equal(r.from_bots, 10);
   assert_int_equal(r.pushes, 6);
   assert_int_equal(r.delivered, 4);
+  /* Each approval sent the approver's presence: both see the other. */
+  assert_int_equal(r.presences, 2);
+  assert_string_equal(kith_roster_item_best_resource(item(&a, "bob@localhost")),
+                      "r1");
+  assert_string_equal(
+      kith_roster_item_best_resource(item(&b, "alice@localhost")), "r1");
+  assert_int_equal(a.n[KITH_EVENT_GOT_ONLINE], 1);
+  assert_int_equal(b.n[KITH_EVENT_GOT_ONLINE], 1);
   peer_close(&a);
   peer_close(&b);
+}
+
+/* ---- Failing allocator ------------------------------------------------ */
+
+/* The roster (and so the sync layer and the wire calls it makes) uses a
+ * context whose Nth allocation fails; the connection does not. */
+typedef struct falloc {
+  long fail_at; /* 1-based; 0 never */
+  long attempts;
+} falloc_t;
+
+static void *f_malloc(size_t n, void *ud)
+{
+  falloc_t *f = ud;
+
+  return ++f->attempts == f->fail_at ? NULL : malloc(n);
+}
+
+static void *f_realloc(void *ptr, size_t n, void *ud)
+{
+  falloc_t *f = ud;
+
+  return ++f->attempts == f->fail_at ? NULL : realloc(ptr, n);
+}
+
+static void f_free(void *ptr, void *ud)
+{
+  (void)ud;
+  free(ptr);
+}
+
+/* Everything the sync layer does, with no assertions on the outcome: a
+ * failed allocation may lose an update, but must not crash or leak. */
+static void scripted_session(kith_ctx_t *ctx)
+{
+  const char *fx = FEATURES_OPEN F_VER "</stream:features>";
+  kith_stanza_t *f = NULL;
+  peer_t p;
+  int sv[2];
+
+  memset(&p, 0, sizeof(p));
+  assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  fcntl(sv[0], F_SETFL, O_NONBLOCK);
+  p.fd = sv[1];
+  assert_int_equal(kith_conn_new(NULL, &p.conn), KITH_OK);
+  assert_int_equal(kith_conn_set_jid(p.conn, "alice@localhost"), KITH_OK);
+  assert_true(kith_conn_on(p.conn, KITH_EVENT_ANY, on_event, &p) > 0);
+  if (kith_roster_new(ctx, &p.roster) != KITH_OK)
+    goto no_roster;
+  kith_roster_set_accept_full_jid_push(p.roster, 0);
+  if (kith_roster_attach(p.roster, p.conn) != KITH_OK)
+    goto out;
+  assert_int_equal(kith__conn_adopt_fd(p.conn, sv[0]), KITH_OK);
+  sv[0] = -1;
+  pump(&p);
+  say(&p, CLIENT_HEADER);
+  assert_int_equal(kith_stanza_parse(NULL, fx, strlen(fx), &f), KITH_OK);
+  assert_int_equal(kith__conn_test_ready(p.conn, "alice@localhost/r1", f),
+                   KITH_OK);
+  kith_stanza_free(f);
+  pump(&p);
+  if (sent(&p, "jabber:iq:roster"))
+    serve_roster(&p, "v1", BOB_BOTH CAROL_ASK DAVE_TO);
+  say(&p, "<iq type='set' id='p1'><query xmlns='jabber:iq:roster' ver='v2'>"
+          "<item jid='erin@localhost' name='Erin'><group>G</group></item>"
+          "</query></iq>");
+  say(&p, "<iq type='set' id='p2' from='mallory@localhost'><query "
+          "xmlns='jabber:iq:roster'>" MALLORY "</query></iq>");
+  say(&p, "<presence from='bob@localhost/home'><status>hi</status></presence>");
+  say(&p, "<presence from='bob@localhost/home'><show>away</show></presence>");
+  say(&p, "<presence from='eve@localhost/x'/>");
+  say(&p, "<presence from='eve@localhost' type='subscribe'><nick "
+          "xmlns='http://jabber.org/protocol/nick'>Eve</nick></presence>");
+  say(&p, "<presence from='carol@localhost' type='unsubscribed'/>");
+  say(&p, "<iq type='set' id='p3'><query xmlns='jabber:iq:roster'>"
+          "<item jid='dave@localhost' subscription='remove'/></query></iq>");
+  kith_roster_update(p.roster, "zed@localhost", "Z", NULL, 0, NULL, NULL, NULL);
+  kith_roster_send_subscription(p.roster, "zed@localhost", "subscribe", "A",
+                                NULL);
+  kith_roster_send_presence(p.roster, NULL, NULL, NULL, "dnd", "busy", 1);
+  kith_roster_fetch(p.roster, NULL, NULL);
+  pump(&p);
+  if (sent(&p, "ver="))
+    serve_roster(&p, "v3", BOB_BOTH);
+  say(&p, "<presence from='bob@localhost/work'/>");
+  say(&p, "</stream:stream>");
+out:
+  kith_roster_free(p.roster);
+no_roster:
+  kith_conn_free(p.conn);
+  if (sv[0] >= 0)
+    close(sv[0]);
+  close(p.fd);
+}
+
+static void test_failing_allocator(void **state)
+{
+  kith_allocator_t a = {f_malloc, f_realloc, f_free, NULL};
+  kith_ctx_t *ctx = NULL;
+  falloc_t f = {0, 0};
+  long total, i;
+
+  (void)state;
+  a.ud = &f;
+  assert_int_equal(kith_ctx_new(&a, &ctx), KITH_OK);
+  f.attempts = 0;
+  scripted_session(ctx); /* count the allocations of a clean run */
+  total = f.attempts;
+  assert_true(total > 20);
+  for (i = 1; i <= total; i++) {
+    f.attempts = 0;
+    f.fail_at = i;
+    scripted_session(ctx);
+  }
+  kith_ctx_free(ctx);
 }
 
 int main(void)
@@ -1056,7 +1269,10 @@ int main(void)
       cmocka_unit_test(test_preapproval_needs_the_feature),
       cmocka_unit_test(test_send_presence),
       cmocka_unit_test(test_attach_refuses_components),
+      cmocka_unit_test(test_reconnect_fetches_with_cached_version),
+      cmocka_unit_test(test_detach_and_attach_to_a_live_session),
       cmocka_unit_test(test_two_bots_settle_in_both),
+      cmocka_unit_test(test_failing_allocator),
   };
 
   return cmocka_run_group_tests(tests, NULL, NULL);
