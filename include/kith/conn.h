@@ -146,6 +146,8 @@ KITH_EXTERN int kith_conn_is_ready(const kith_conn_t *conn);
 /** Non-zero while connecting, connected, closing or waiting to reconnect. */
 KITH_EXTERN int kith_conn_is_active(const kith_conn_t *conn);
 
+/** Non-zero for a XEP-0114 component connection. */
+KITH_EXTERN int kith_conn_is_component(const kith_conn_t *conn);
 /** The bound full JID (client) or the component domain; NULL before. */
 KITH_EXTERN const char *kith_conn_jid(const kith_conn_t *conn);
 /**

@@ -69,7 +69,11 @@ typedef enum kith_event_type {
  * node), `jid` (the contact's bare JID, or full JID for presence), `item`
  * (NULL for a JID not in the roster), and the triggering `stanza`:
  * - ROSTER_RECEIVED: a roster result was applied (`status`: KITH_OK).
- * - ROSTER_UPDATE: an item was added, changed or (`removed`) deleted.
+ *   It fires only on success; a failed fetch is reported to the fetch
+ *   callback (and the initial presence is still sent).
+ * - ROSTER_UPDATE: an item was added, changed or (`removed`) deleted. For a
+ *   deletion it fires after the item is gone: `item` is NULL, `jid` says
+ *   which.
  * - PRESENCE_*: a presence stanza of that type arrived.
  * - ROSTER_SUBSCRIPTION_REQUEST / _AUTHORIZED / _REMOVE / _REMOVED: a
  *   contact asked / approved / unsubscribed / revoked our subscription.

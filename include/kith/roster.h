@@ -206,13 +206,17 @@ kith_roster_item_best_resource(const kith_roster_item_t *it);
  */
 KITH_EXTERN kith_status_t kith_roster_attach(kith_roster_t *roster,
                                              kith_conn_t *conn);
-/** Remove the roster's handlers from its connection. */
+/**
+ * Remove the roster's handlers from its connection; requests in flight
+ * get KITH_ECANCELED. Either object may be freed first: a roster whose
+ * connection was freed forgets it.
+ */
 KITH_EXTERN void kith_roster_detach(kith_roster_t *roster);
 
 /**
  * Completion callback for roster requests. `status` is KITH_OK when the
- * server accepted, KITH_ESTANZA with `reply` the error stanza, or
- * KITH_ETIMEDOUT / KITH_ECANCELED. Fires exactly once unless the request
+ * server accepted, KITH_ESTANZA with `reply` the error stanza, KITH_EPROTO
+ * for a malformed result, or KITH_ETIMEDOUT / KITH_ECANCELED. Fires exactly once unless the request
  * function returned an error.
  */
 typedef void (*kith_roster_cb)(kith_roster_t *roster, kith_status_t status,

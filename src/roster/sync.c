@@ -32,7 +32,8 @@ static void detach_handlers(kith__sync_t *s)
   kith_conn_off(s->conn, s->h_presence);
   kith_conn_off(s->conn, s->h_start);
   kith_conn_off(s->conn, s->h_disconnect);
-  s->h_push = s->h_presence = s->h_start = s->h_disconnect = 0;
+  kith_conn_off(s->conn, s->h_free);
+  s->h_push = s->h_presence = s->h_start = s->h_disconnect = s->h_free = 0;
   s->conn = NULL;
   s->reqs = NULL;
   /* The connection still owns the iq records and will free them; the
@@ -44,6 +45,18 @@ static void detach_handlers(kith__sync_t *s)
     if (req->cb)
       req->cb(s->roster, KITH_ECANCELED, NULL, req->ud);
   }
+}
+
+/* The connection is being freed before the roster: its pending iqs were
+ * cancelled already (so `reqs` is empty), and it frees our handlers
+ * itself. Forget it, so that a later detach or free touches nothing. */
+static void on_conn_free(kith_conn_t *conn, void *ud)
+{
+  kith__sync_t *s = ud;
+
+  (void)conn;
+  s->h_push = s->h_presence = s->h_start = s->h_disconnect = s->h_free = 0;
+  s->conn = NULL;
 }
 
 /* kith_roster_free() calls this through the detach hook. */
@@ -642,7 +655,7 @@ kith_status_t kith_roster_attach(kith_roster_t *roster, kith_conn_t *conn)
     return KITH_EEXIST;
   /* Component mode (XEP-0114) serves its nodes as a server would: it
    * lands in the next step, beside these client handlers. */
-  if (conn->component_domain)
+  if (kith_conn_is_component(conn))
     return KITH_EUNSUPPORTED;
   s->conn = conn;
   s->h_push =
@@ -653,7 +666,9 @@ kith_status_t kith_roster_attach(kith_roster_t *roster, kith_conn_t *conn)
       kith_conn_on(conn, KITH_EVENT_SESSION_START, on_session_start, s);
   s->h_disconnect =
       kith_conn_on(conn, KITH_EVENT_DISCONNECTED, on_disconnected, s);
-  if (!s->h_push || !s->h_presence || !s->h_start || !s->h_disconnect) {
+  s->h_free = kith__conn_on_free(conn, on_conn_free, s);
+  if (!s->h_push || !s->h_presence || !s->h_start || !s->h_disconnect ||
+      !s->h_free) {
     detach_handlers(s);
     return KITH_ENOMEM;
   }

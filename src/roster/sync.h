@@ -13,9 +13,10 @@
  * kith_roster_free() through the detach hook; kith_roster_detach() only
  * removes the handlers, so settings survive a detach.
  *
- * Lifetime: the roster must be freed (or detached) before its connection,
- * because detaching removes handlers from the connection; and, like a
- * connection, it must not be freed from inside its own event handlers.
+ * Lifetime: either may be freed first. When the connection goes first, a
+ * free hook (kith__conn_on_free) makes the roster forget it; when the
+ * roster goes first, it removes its handlers. Like a connection, a roster
+ * must not be freed from inside its own event handlers.
  *
  * Client mode only for now: kith_roster_attach() refuses a component
  * connection with KITH_EUNSUPPORTED. Component mode will add its own
@@ -56,7 +57,7 @@ typedef struct kith__sync_req {
 typedef struct kith__sync {
   kith_roster_t *roster;
   kith_conn_t *conn; /* NULL while detached */
-  unsigned h_push, h_presence, h_start, h_disconnect;
+  unsigned h_push, h_presence, h_start, h_disconnect, h_free;
   int initial_presence;     /* default on */
   int accept_full_jid_push; /* default off */
   kith__sync_req_t *reqs;

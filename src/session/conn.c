@@ -219,6 +219,11 @@ const kith_stanza_t *kith_conn_features(const kith_conn_t *conn)
   return conn && kith_conn_is_ready(conn) ? conn->features : NULL;
 }
 
+int kith_conn_is_component(const kith_conn_t *conn)
+{
+  return conn && conn->component_domain != NULL;
+}
+
 const char *kith_conn_tls_info(const kith_conn_t *conn)
 {
   return conn && conn->tls_active ? conn->tls_info : NULL;
@@ -324,6 +329,7 @@ void kith_conn_free(kith_conn_t *conn)
   drop_transport(conn);
   conn->state = KITH__ST_IDLE;
   kith__iq_cancel_all(conn, KITH_ECANCELED);
+  kith__conn_run_free_hooks(conn);
   kith__handlers_free(conn);
   kith_jid_free(conn->jid);
   if (conn->password)

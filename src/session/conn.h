@@ -45,10 +45,12 @@ typedef struct kith__handler {
   unsigned id;
   int removed;
   int is_event;
+  int is_free_hook; /* runs from kith_conn_free(); see kith__conn_on_free */
   kith_event_type_t event;
   char *name, *type, *child_ns;
   kith_event_cb event_cb;
   kith_stanza_cb stanza_cb;
+  void (*free_cb)(kith_conn_t *conn, void *ud);
   void *ud;
 } kith__handler_t;
 
@@ -165,5 +167,12 @@ void kith__iq_cancel_all(kith_conn_t *conn, kith_status_t status);
 void kith__iq_expire(kith_conn_t *conn, uint64_t now);
 uint64_t kith__iq_next_deadline(const kith_conn_t *conn);
 void kith__handlers_free(kith_conn_t *conn);
+/* Register `fn` to run when the connection is freed, so that objects
+ * attached to it (a roster) can forget it instead of touching freed
+ * memory later. Returns an id for kith_conn_off(), 0 when out of memory. */
+unsigned kith__conn_on_free(kith_conn_t *conn,
+                            void (*fn)(kith_conn_t *conn, void *ud), void *ud);
+/* Run the free hooks (from kith_conn_free()). */
+void kith__conn_run_free_hooks(kith_conn_t *conn);
 
 #endif /* KITH_SESSION_CONN_H */

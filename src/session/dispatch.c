@@ -111,6 +111,33 @@ void kith_conn_off(kith_conn_t *conn, unsigned id)
   sweep(conn);
 }
 
+unsigned kith__conn_on_free(kith_conn_t *conn,
+                            void (*fn)(kith_conn_t *conn, void *ud), void *ud)
+{
+  kith__handler_t *h;
+
+  if (conn == NULL || fn == NULL)
+    return 0;
+  h = kith__calloc(conn->ctx, 1, sizeof(*h));
+  if (h == NULL)
+    return 0;
+  h->is_free_hook = 1;
+  h->free_cb = fn;
+  h->ud = ud;
+  return add_handler(conn, h);
+}
+
+void kith__conn_run_free_hooks(kith_conn_t *conn)
+{
+  kith__handler_t *h;
+
+  conn->dispatching++;
+  for (h = conn->handlers; h; h = h->next)
+    if (h->is_free_hook && !h->removed)
+      h->free_cb(conn, h->ud);
+  conn->dispatching--;
+}
+
 void kith__handlers_free(kith_conn_t *conn)
 {
   while (conn->handlers) {
@@ -376,7 +403,8 @@ void kith__dispatch_stanza(kith_conn_t *conn, const kith_stanza_t *st)
     return;
   conn->dispatching++;
   for (h = conn->handlers; h && !handled; h = h->next) {
-    if (h->id > last || h->removed || h->is_event || !handler_matches(h, st))
+    if (h->id > last || h->removed || h->is_event || h->is_free_hook ||
+        !handler_matches(h, st))
       continue;
     handled = h->stanza_cb(conn, st, h->ud);
   }

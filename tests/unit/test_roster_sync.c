@@ -543,6 +543,26 @@ static void test_pending_request_cancelled_on_free(void **state)
   close(p.fd);
 }
 
+static void test_connection_freed_first(void **state)
+{
+  peer_t p;
+
+  (void)state;
+  peer_with_roster(&p, "");
+  assert_int_equal(kith_roster_remove(p.roster, "bob@localhost", fetch_cb, &p),
+                   KITH_OK);
+  /* The connection goes first: the request is cancelled once, and the
+   * roster forgets the connection instead of touching freed memory. */
+  kith_conn_free(p.conn);
+  assert_int_equal(p.cb_calls, 1);
+  assert_int_equal(p.cb_status, KITH_ECANCELED);
+  assert_non_null(self_node(&p)); /* the items outlive the connection */
+  kith_roster_detach(p.roster);
+  kith_roster_free(p.roster);
+  assert_int_equal(p.cb_calls, 1);
+  close(p.fd);
+}
+
 /* ---- Presence --------------------------------------------------------- */
 
 static void test_presence_tracking(void **state)
@@ -1249,6 +1269,7 @@ int main(void)
 {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_full_fetch),
+      cmocka_unit_test(test_connection_freed_first),
       cmocka_unit_test(test_versioned_fetch),
       cmocka_unit_test(test_fetch_error_still_sends_presence),
       cmocka_unit_test(test_initial_presence_off),
