@@ -1,0 +1,293 @@
+/*
+ * bench/roster_ingest: how fast a roster result goes from bytes to items.
+ *
+ * For 1,000 / 10,000 / 100,000 / 1,000,000 items (names, 0-3 groups), build
+ * one roster result, feed it in 4 KiB chunks through the real stream parser
+ * and the roster code (wire walk + model upsert), in memory, and time expat
+ * alone parsing the same bytes in the same chunks. Each size runs in its
+ * own child process so that peak RSS means something.
+ *
+ * Prints: items, bytes, kith ns/item, kith MB/s, expat ns/item, the ratio
+ * kith/expat, roster heap per item (all of it, and beyond the item's own
+ * strings), and peak RSS.
+ *
+ *   roster_ingest [MAX_ITEMS]
+ */
+#include <expat.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/buf.h"
+#include "kith/roster.h"
+#include "roster/model.h"
+#include "roster/wire.h"
+#include "xml/parser.h"
+
+#define CHUNK 4096
+#define NGROUPS 20
+
+static const char *const subs[] = {"both", "to", "from", "none"};
+
+/* ---- A counting allocator for the roster's heap ------------------------ */
+
+typedef struct counter {
+  size_t live, peak;
+} counter_t;
+
+typedef struct hdr {
+  size_t size;
+  size_t pad; /* keep 16-byte alignment */
+} hdr_t;
+
+static void *c_malloc(size_t n, void *ud)
+{
+  counter_t *c = ud;
+  hdr_t *h = malloc(sizeof(*h) + n);
+
+  if (h == NULL)
+    return NULL;
+  h->size = n;
+  c->live += n;
+  if (c->live > c->peak)
+    c->peak = c->live;
+  return h + 1;
+}
+
+static void c_free(void *p, void *ud)
+{
+  counter_t *c = ud;
+  hdr_t *h;
+
+  if (p == NULL)
+    return;
+  h = (hdr_t *)p - 1;
+  c->live -= h->size;
+  free(h);
+}
+
+static void *c_realloc(void *p, size_t n, void *ud)
+{
+  hdr_t *h;
+  void *q;
+
+  if (p == NULL)
+    return c_malloc(n, ud);
+  h = (hdr_t *)p - 1;
+  q = c_malloc(n, ud);
+  if (q == NULL)
+    return NULL;
+  memcpy(q, p, h->size < n ? h->size : n);
+  c_free(p, ud);
+  return q;
+}
+
+/* ---- The input --------------------------------------------------------- */
+
+static double now_s(void)
+{
+  struct timespec ts;
+
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The stream header, then one roster result of n items, then the close.
+ * *strings gets the bytes of the items' own strings (jid and name, each
+ * with its NUL); group names are counted once, as the model interns them. */
+static char *make_input(size_t n, size_t *len, size_t *strings)
+{
+  kith__buf_t b;
+  size_t i, g;
+
+  kith__buf_init(&b, NULL, (size_t)1 << 31);
+  kith__buf_adds(&b, "<?xml version='1.0'?><stream:stream "
+                     "xmlns='jabber:client' "
+                     "xmlns:stream='http://etherx.jabber.org/streams' "
+                     "from='example.com' id='s' version='1.0'>");
+  kith__buf_adds(&b, "<iq type='result' id='r1' to='me@example.com/r'>"
+                     "<query xmlns='jabber:iq:roster' ver='v1'>");
+  *strings = 0;
+  for (i = 0; i < n; i++) {
+    char jid[64], name[64];
+    snprintf(jid, sizeof(jid), "contact%07zu@example.com", i);
+    snprintf(name, sizeof(name), "Contact %zu", i);
+    *strings += strlen(jid) + 1 + strlen(name) + 1;
+    kith__buf_printf(&b, "<item jid='%s' name='%s' subscription='%s'>", jid,
+                     name, subs[i % 4]);
+    for (g = 0; g < i % 4; g++)
+      kith__buf_printf(&b, "<group>Group %zu</group>", (i + g * 7) % NGROUPS);
+    kith__buf_adds(&b, "</item>");
+  }
+  for (g = 0; g < NGROUPS; g++)
+    *strings += strlen("Group 00") + 1;
+  kith__buf_adds(&b, "</query></iq></stream:stream>");
+  return kith__buf_take(&b, len);
+}
+
+/* ---- expat alone ------------------------------------------------------- */
+
+static void XMLCALL x_start(void *ud, const XML_Char *n, const XML_Char **a)
+{
+  (void)n;
+  (void)a;
+  ++*(size_t *)ud;
+}
+
+static void XMLCALL x_end(void *ud, const XML_Char *n)
+{
+  (void)ud;
+  (void)n;
+}
+
+static void XMLCALL x_text(void *ud, const XML_Char *s, int len)
+{
+  (void)ud;
+  (void)s;
+  (void)len;
+}
+
+static double time_expat(const char *in, size_t len)
+{
+  XML_Parser p = XML_ParserCreateNS(NULL, '\x01');
+  size_t off, elements = 0;
+  double t0;
+
+  XML_SetUserData(p, &elements);
+  XML_SetElementHandler(p, x_start, x_end);
+  XML_SetCharacterDataHandler(p, x_text);
+#ifdef KITH_HAVE_XML_SETREPARSEDEFERRALENABLED
+  XML_SetReparseDeferralEnabled(p, XML_FALSE);
+#endif
+  t0 = now_s();
+  for (off = 0; off < len; off += CHUNK) {
+    size_t n = len - off < CHUNK ? len - off : CHUNK;
+    if (XML_Parse(p, in + off, (int)n, 0) != XML_STATUS_OK) {
+      fprintf(stderr, "expat: %s\n", XML_ErrorString(XML_GetErrorCode(p)));
+      exit(1);
+    }
+  }
+  t0 = now_s() - t0;
+  XML_ParserFree(p);
+  return t0;
+}
+
+/* ---- kith -------------------------------------------------------------- */
+
+typedef struct run {
+  kith_roster_node_t *node;
+  size_t items;
+  kith_status_t rc;
+} run_t;
+
+static kith_status_t put_item(void *ud, const kith__wire_item_view_t *it)
+{
+  run_t *r = ud;
+  kith_roster_item_t *item = NULL;
+  int changed = 0;
+  kith_status_t rc = kith__roster_item_upsert_norm(
+      r->node, it->jid, it->name, it->groups, it->ngroups, &item, &changed);
+  unsigned flags = 0;
+
+  if (rc != KITH_OK)
+    return rc;
+  if (it->subscription == KITH_SUB_FROM || it->subscription == KITH_SUB_BOTH)
+    flags |= KITH_ROSTER_FROM;
+  if (it->subscription == KITH_SUB_TO || it->subscription == KITH_SUB_BOTH)
+    flags |= KITH_ROSTER_TO;
+  kith__roster_item_set_flags(item, flags);
+  r->items++;
+  return KITH_OK;
+}
+
+static void on_stanza(void *ud, kith_stanza_t *st)
+{
+  run_t *r = ud;
+  kith__wire_roster_info_t info;
+
+  r->rc = kith__wire_roster_foreach(NULL, st, put_item, r, &info);
+  if (r->rc == KITH_OK && info.ver)
+    r->rc = kith__roster_node_set_version(r->node, info.ver);
+  kith_stanza_free(st);
+}
+
+static void one_size(size_t n)
+{
+  size_t len = 0, strings = 0, off;
+  char *in = make_input(n, &len, &strings);
+  counter_t c = {0, 0};
+  kith_allocator_t a = {c_malloc, c_realloc, c_free, &c};
+  kith_ctx_t *rctx = NULL;
+  kith_roster_t *roster = NULL;
+  kith__parser_t *p = NULL;
+  kith__parser_cbs_t cbs = {NULL, on_stanza, NULL};
+  run_t r = {NULL, 0, KITH_OK};
+  double t_kith, t_expat, t0;
+  struct rusage ru;
+
+  t_expat = time_expat(in, len);
+  kith_ctx_new(&a, &rctx);
+  kith_roster_new(rctx, &roster);
+  kith__roster_set_max_items(roster, n + 1);
+  kith_roster_add_node(roster, "me@example.com", &r.node);
+  kith__parser_new(NULL, &cbs, &r, &p);
+  /* One roster result is one stanza: the limit must let it through. */
+  kith__parser_set_limits(p, len, 0);
+  t0 = now_s();
+  for (off = 0; off < len; off += CHUNK) {
+    size_t k = len - off < CHUNK ? len - off : CHUNK;
+    if (kith__parser_feed(p, in + off, k) != KITH_OK) {
+      fprintf(stderr, "parser: %s\n", kith__parser_error_text(p));
+      exit(1);
+    }
+  }
+  t_kith = now_s() - t0;
+  if (r.rc != KITH_OK || r.items != n) {
+    fprintf(stderr, "ingest failed: %s, %zu of %zu items\n",
+            kith_strerror(r.rc), r.items, n);
+    exit(1);
+  }
+  getrusage(RUSAGE_SELF, &ru);
+  printf("%9zu %8.1f MB %8.0f %8.1f %8.0f %6.2fx %8.1f %8.1f %8.1f MB\n", n,
+         (double)len / 1e6, t_kith * 1e9 / (double)n,
+         (double)len / 1e6 / t_kith, t_expat * 1e9 / (double)n,
+         t_kith / t_expat, (double)c.live / (double)n,
+         (double)(c.live - strings) / (double)n, (double)ru.ru_maxrss / 1024.0);
+  kith__parser_free(p);
+  kith_roster_free(roster);
+  kith_ctx_free(rctx);
+  free(in);
+}
+
+int main(int argc, char **argv)
+{
+  size_t max = argc > 1 ? (size_t)strtoull(argv[1], NULL, 10) : 1000000;
+  size_t n;
+
+  printf("roster_ingest: one roster result fed in %d-byte chunks through "
+         "kith's stream parser,\nwire walk and roster model, against expat "
+         "alone on the same bytes.\n\n",
+         CHUNK);
+  printf("%9s %11s %8s %8s %8s %7s %8s %8s %11s\n", "items", "input", "kith",
+         "kith", "expat", "kith/", "heap/", "beyond", "peak");
+  printf("%9s %11s %8s %8s %8s %7s %8s %8s %11s\n", "", "", "ns/item", "MB/s",
+         "ns/item", "expat", "item B", "strs B", "RSS");
+  fflush(stdout);
+  for (n = 1000; n <= max; n *= 10) {
+    pid_t pid = fork();
+    int st;
+    if (pid == 0) {
+      one_size(n);
+      fflush(stdout);
+      _exit(0);
+    }
+    waitpid(pid, &st, 0);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+      return 1;
+  }
+  return 0;
+}
