@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "core/ctx.h"
+#include "roster/component.h"
 #include "roster/model.h"
 #include "roster/subscription.h"
 #include "roster/sync.h"
@@ -367,6 +368,8 @@ kith_status_t kith_roster_send_presence(kith_roster_t *roster, const char *to,
   int sh = kith__wire_show_from_text(show);
   kith_status_t rc;
 
+  if (s && s->conn && kith_conn_is_component(s->conn))
+    return kith__comp_send_presence(s, to, type, from, show, status, priority);
   (void)from; /* a client's server stamps 'from' */
   if (roster == NULL || sh < 0 ||
       (ptype != KITH__WIRE_PT_AVAILABLE && ptype != KITH__WIRE_PT_UNAVAILABLE &&
@@ -395,6 +398,8 @@ kith_status_t kith_roster_send_subscription(kith_roster_t *roster,
   char *bare = NULL;
   kith_status_t rc;
 
+  if (s && s->conn && kith_conn_is_component(s->conn))
+    return kith__comp_send_subscription(s, to, type, nick, from);
   (void)from; /* a client's server stamps 'from' */
   if (roster == NULL || to == NULL || pt == KITH__PT_COUNT)
     return KITH_EINVAL;

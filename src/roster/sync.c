@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "core/ctx.h"
+#include "roster/component.h"
 #include "roster/model.h"
 #include "roster/subscription.h"
 #include "roster/sync.h"
@@ -59,14 +60,25 @@ static void on_conn_free(kith_conn_t *conn, void *ud)
   s->conn = NULL;
 }
 
+/* A component that stops serving its owners while its session is up
+ * tells their subscribers, as a server does when a user goes offline
+ * (RFC 6121 4.5.2). A client's server does that itself. */
+static void leave(kith__sync_t *s)
+{
+  if (s->conn && kith_conn_is_component(s->conn) && kith_conn_is_ready(s->conn))
+    kith__comp_all_unavailable(s);
+}
+
 /* kith_roster_free() calls this through the detach hook. */
 static void sync_destroy(kith_roster_t *roster, void *ud)
 {
   kith__sync_t *s = ud;
 
   (void)roster;
+  leave(s);
   detach_handlers(s);
   kith__sync_clear_strangers(s);
+  kith__comp_free(s);
   kith__free(kith__roster_ctx(s->roster), s);
 }
 
@@ -480,6 +492,8 @@ kith_status_t kith_roster_fetch(kith_roster_t *roster, kith_roster_cb cb,
 
   if (roster == NULL)
     return KITH_EINVAL;
+  if (s && s->conn && kith_conn_is_component(s->conn))
+    return KITH_EUNSUPPORTED; /* a component has no server roster */
   return s ? fetch(s, 0, cb, ud) : KITH_ESTATE;
 }
 
@@ -589,6 +603,8 @@ kith_status_t kith_roster_update(kith_roster_t *roster, const char *jid,
 
   if (roster == NULL || jid == NULL)
     return KITH_EINVAL;
+  if (s && s->conn && kith_conn_is_component(s->conn))
+    return KITH_EUNSUPPORTED; /* a component has no server roster */
   if (s == NULL || s->conn == NULL || !kith_conn_is_ready(s->conn))
     return KITH_ESTATE;
   rc = kith__wire_build_roster_set(kith__roster_ctx(roster), jid, name, groups,
@@ -611,6 +627,10 @@ static void session_start(kith__sync_t *s)
   kith_ctx_t *ctx = kith__roster_ctx(s->roster);
   kith_status_t rc;
 
+  if (kith_conn_is_component(s->conn)) {
+    kith__comp_session_start(s);
+    return;
+  }
   rc = kith__roster_set_self(s->roster, kith_conn_jid(s->conn));
   if (rc == KITH_OK)
     rc = fetch(s, 1, NULL, NULL);
@@ -637,7 +657,8 @@ static void on_disconnected(kith_conn_t *conn, const kith_event_t *ev, void *ud)
   (void)conn;
   (void)ev;
   kith__sync_reset_presence(s);
-  /* The server redelivers pending requests at the next login. */
+  /* The server redelivers pending requests at the next login. A
+   * component is the server: it keeps its requests (component.c). */
   kith__sync_clear_strangers(s);
 }
 
@@ -653,22 +674,25 @@ kith_status_t kith_roster_attach(kith_roster_t *roster, kith_conn_t *conn)
     return KITH_ENOMEM;
   if (s->conn)
     return KITH_EEXIST;
-  /* Component mode (XEP-0114) serves its nodes as a server would: it
-   * lands in the next step, beside these client handlers. */
-  if (kith_conn_is_component(conn))
-    return KITH_EUNSUPPORTED;
   s->conn = conn;
-  s->h_push =
-      kith_conn_add_handler(conn, "iq", "set", KITH_NS_ROSTER, on_push, s);
-  s->h_presence = kith_conn_add_handler(conn, "presence", NULL, NULL,
-                                        kith__sync_on_presence, s);
+  /* A component (XEP-0114) serves its nodes as a server would: no
+   * roster pushes reach it, and its presence handler is its own. */
+  if (kith_conn_is_component(conn))
+    s->h_presence = kith_conn_add_handler(conn, "presence", NULL, NULL,
+                                          kith__comp_on_presence, s);
+  else
+    s->h_presence = kith_conn_add_handler(conn, "presence", NULL, NULL,
+                                          kith__sync_on_presence, s);
+  if (!kith_conn_is_component(conn))
+    s->h_push =
+        kith_conn_add_handler(conn, "iq", "set", KITH_NS_ROSTER, on_push, s);
   s->h_start =
       kith_conn_on(conn, KITH_EVENT_SESSION_START, on_session_start, s);
   s->h_disconnect =
       kith_conn_on(conn, KITH_EVENT_DISCONNECTED, on_disconnected, s);
   s->h_free = kith__conn_on_free(conn, on_conn_free, s);
-  if (!s->h_push || !s->h_presence || !s->h_start || !s->h_disconnect ||
-      !s->h_free) {
+  if ((!s->h_push && !kith_conn_is_component(conn)) || !s->h_presence ||
+      !s->h_start || !s->h_disconnect || !s->h_free) {
     detach_handlers(s);
     return KITH_ENOMEM;
   }
@@ -682,8 +706,10 @@ void kith_roster_detach(kith_roster_t *roster)
 {
   kith__sync_t *s = roster ? kith__sync_get(roster, 0) : NULL;
 
-  if (s)
+  if (s) {
+    leave(s);
     detach_handlers(s);
+  }
 }
 
 /* ---- Policy ----------------------------------------------------------- */

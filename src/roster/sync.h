@@ -18,10 +18,14 @@
  * roster goes first, it removes its handlers. Like a connection, a roster
  * must not be freed from inside its own event handlers.
  *
- * Client mode only for now: kith_roster_attach() refuses a component
- * connection with KITH_EUNSUPPORTED. Component mode will add its own
- * handlers beside the client ones; the shared parts (events, the stranger
- * set, outbound subscription tracking) are written for any node.
+ * Component mode (XEP-0114, component.c): on a component connection
+ * kith_roster_attach() registers the component's presence handler
+ * instead of the client's, and no roster push handler (a component has
+ * no server roster: kith_roster_fetch(), kith_roster_update() and
+ * kith_roster_remove() return KITH_EUNSUPPORTED). Session start probes
+ * and announces instead of fetching; detaching from a ready component
+ * session first sends unavailable from every available owner. The
+ * component keeps its own state (`comp`), freed with this one.
  */
 #ifndef KITH_ROSTER_SYNC_H
 #define KITH_ROSTER_SYNC_H
@@ -63,6 +67,7 @@ typedef struct kith__sync {
   kith__sync_req_t *reqs;
   kith__stranger_t *strangers;
   size_t nstrangers;
+  struct kith__comp *comp; /* component mode state (component.c), or NULL */
 } kith__sync_t;
 
 /* The roster's sync state, created when `create` is non-zero (NULL when out

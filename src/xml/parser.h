@@ -51,20 +51,24 @@ void kith__parser_set_limits(kith__parser_t *p, size_t max_stanza,
  * or on a stream error KITH_EXML (not-well-formed / restricted XML /
  * encoding problems) or KITH_ELIMIT (a limit was hit), or KITH_ENOMEM.
  * It is safe for a callback to call kith__parser_reset() or
- * kith__parser_stop(); feeding stops after the current element.
+ * kith__parser_stop(); feeding stops after the current element. Also
+ * KITH_EINVAL for NULL arguments and KITH_ESTATE when called again from
+ * inside one of its own callbacks.
  */
 kith_status_t kith__parser_feed(kith__parser_t *p, const char *data,
                                 size_t len);
 
 /*
  * Start over for a new stream (after STARTTLS or SASL success). Bytes still
- * unparsed from the previous feed call are discarded. Safe to call from a
- * callback.
+ * unparsed from the previous feed call are discarded, and a sticky error is
+ * cleared. Safe to call from a callback.
  */
 kith_status_t kith__parser_reset(kith__parser_t *p);
 
 /* Stop delivering callbacks for the rest of the current feed call; the
- * parser stays usable (used by the session when it tears down). */
+ * parser stays usable (used by the session when it tears down). The input
+ * not yet delivered is kept: the next feed call (even with no new bytes,
+ * feed(p, NULL, 0)) resumes delivery. */
 void kith__parser_stop(kith__parser_t *p);
 
 /*
