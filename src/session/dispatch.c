@@ -33,20 +33,26 @@ static unsigned add_handler(kith_conn_t *conn, kith__handler_t *h)
   return h->id;
 }
 
+/* A zeroed handler carrying `ud`, or NULL when out of memory. */
+static kith__handler_t *new_handler(kith_conn_t *conn, void *ud)
+{
+  kith__handler_t *h = kith__calloc(conn->ctx, 1, sizeof(*h));
+
+  if (h)
+    h->ud = ud;
+  return h;
+}
+
 unsigned kith_conn_on(kith_conn_t *conn, kith_event_type_t type,
                       kith_event_cb cb, void *ud)
 {
   kith__handler_t *h;
 
-  if (conn == NULL || cb == NULL)
-    return 0;
-  h = kith__calloc(conn->ctx, 1, sizeof(*h));
-  if (h == NULL)
+  if (conn == NULL || cb == NULL || (h = new_handler(conn, ud)) == NULL)
     return 0;
   h->is_event = 1;
   h->event = type;
   h->event_cb = cb;
-  h->ud = ud;
   return add_handler(conn, h);
 }
 
@@ -64,13 +70,9 @@ unsigned kith_conn_add_handler(kith_conn_t *conn, const char *name,
 {
   kith__handler_t *h;
 
-  if (conn == NULL || cb == NULL)
-    return 0;
-  h = kith__calloc(conn->ctx, 1, sizeof(*h));
-  if (h == NULL)
+  if (conn == NULL || cb == NULL || (h = new_handler(conn, ud)) == NULL)
     return 0;
   h->stanza_cb = cb;
-  h->ud = ud;
   if ((name && !(h->name = kith__strdup(conn->ctx, name))) ||
       (type && !(h->type = kith__strdup(conn->ctx, type))) ||
       (child_ns && !(h->child_ns = kith__strdup(conn->ctx, child_ns)))) {
@@ -116,14 +118,10 @@ unsigned kith__conn_on_free(kith_conn_t *conn,
 {
   kith__handler_t *h;
 
-  if (conn == NULL || fn == NULL)
-    return 0;
-  h = kith__calloc(conn->ctx, 1, sizeof(*h));
-  if (h == NULL)
+  if (conn == NULL || fn == NULL || (h = new_handler(conn, ud)) == NULL)
     return 0;
   h->is_free_hook = 1;
   h->free_cb = fn;
-  h->ud = ud;
   return add_handler(conn, h);
 }
 

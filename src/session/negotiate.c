@@ -375,6 +375,7 @@ static void on_sasl_failure(kith_conn_t *conn, const kith_stanza_t *st)
 {
   const kith_stanza_t *c;
   const char *cond = "failure", *text = NULL;
+  char detail[300] = "";
 
   for (c = kith_stanza_first_child(st); c; c = kith_stanza_next(c)) {
     if (strcmp(kith_stanza_name(c), "text") == 0)
@@ -382,19 +383,18 @@ static void on_sasl_failure(kith_conn_t *conn, const kith_stanza_t *st)
     else
       cond = kith_stanza_name(c);
   }
+  if (text && *text)
+    snprintf(detail, sizeof(detail), " (%.280s)", text);
+  /* not-authorized covers both a wrong password and an unknown account;
+   * servers do not say which, on purpose. */
   if (strcmp(cond, "not-authorized") == 0)
     kith__conn_fail(conn, KITH_EAUTH,
                     "not-authorized: wrong password or unknown account for "
-                    "%s%s%s",
-                    kith_jid_bare(conn->jid), text ? " (" : "",
-                    text ? text : "");
+                    "%s%s",
+                    kith_jid_bare(conn->jid), detail);
   else
-    kith__conn_fail(conn, KITH_EAUTH, "%s: SASL %s failed for %s%s%s%s", cond,
-                    conn->sasl_mech, kith_jid_bare(conn->jid), text ? " (" : "",
-                    text ? text : "", text ? ")" : "");
-  if (text && strcmp(cond, "not-authorized") == 0)
-    strncat(conn->fail_text, ")",
-            sizeof(conn->fail_text) - strlen(conn->fail_text) - 1);
+    kith__conn_fail(conn, KITH_EAUTH, "%s: SASL %s failed for %s%s", cond,
+                    conn->sasl_mech, kith_jid_bare(conn->jid), detail);
 }
 
 static void on_sasl_success(kith_conn_t *conn, const kith_stanza_t *st)
