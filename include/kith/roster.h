@@ -222,6 +222,16 @@ KITH_EXTERN void kith_roster_detach(kith_roster_t *roster);
 typedef void (*kith_roster_cb)(kith_roster_t *roster, kith_status_t status,
                                const kith_stanza_t *reply, void *ud);
 
+/*
+ * Components (XEP-0114): attached to a component connection, the roster
+ * acts as the server for its nodes (RFC 6121 section 3 and Appendix A):
+ * it answers subscription stanzas and probes, broadcasts presence to
+ * from/both contacts, probes to/both contacts at session start, and on
+ * detach (or kith_roster_free) sends unavailable from every available
+ * owner. kith_roster_fetch(), kith_roster_update() and kith_roster_remove()
+ * return KITH_EUNSUPPORTED there: a component's rosters are its own.
+ */
+
 /**
  * Fetch the client roster (RFC 6121 2.2), with the cached version when the
  * server supports versioning (2.6). An empty result keeps the cache; a full
@@ -250,7 +260,8 @@ KITH_EXTERN kith_status_t kith_roster_remove(kith_roster_t *roster,
 /**
  * Send presence. `to` NULL broadcasts; `type` NULL is available (or
  * "unavailable", "probe"); `from` is the owner for a component (NULL for a
- * client); `show` NULL or "chat"/"away"/"xa"/"dnd"; `status` NULL or text;
+ * client; for a component, NULL with type "unavailable" means every
+ * owner); `show` NULL or "chat"/"away"/"xa"/"dnd"; `status` NULL or text;
  * `priority` outside -128..127 leaves it out.
  */
 KITH_EXTERN kith_status_t kith_roster_send_presence(

@@ -273,7 +273,6 @@ static int set_flags(kith__sync_t *s, const char *owner, const char *contact,
   kith_roster_node_t *node = kith_roster_node(s->roster, owner);
   kith_roster_item_t *it =
       node ? kith__roster_item_find_norm(node, contact) : NULL;
-  cstranger_t *e;
 
   if (node == NULL)
     return 0;
@@ -281,13 +280,17 @@ static int set_flags(kith__sync_t *s, const char *owner, const char *contact,
     kith__roster_item_set_flags(it, flags);
     return 0;
   }
-  if (may_create && (flags & VISIBLE) &&
-      kith__roster_item_upsert_norm(node, contact, NULL, NULL, 0, &it, NULL) ==
-          KITH_OK) {
-    kith__roster_item_set_flags(it, flags);
-    if ((e = stranger_find(s, owner, contact)) != NULL)
-      stranger_drop(s, e);
-    return 1;
+  if (may_create && (flags & VISIBLE)) {
+    if (kith__roster_item_upsert_norm(node, contact, NULL, NULL, 0, &it,
+                                      NULL) == KITH_OK) {
+      kith__roster_item_set_flags(it, flags);
+      stranger_set(s, owner, contact, 0); /* it has an item now */
+      return 1;
+    }
+    /* Out of memory or over the item limit: the stanza went out, but
+     * only what a stranger may keep is kept. */
+    kith__warn(ctx_of(s), "component", "no item for %s in %s's roster", contact,
+               owner);
   }
   if (stranger_set(s, owner, contact, flags & ~VISIBLE) != KITH_OK)
     kith__warn(ctx_of(s), "component",
@@ -572,7 +575,7 @@ static void in_probe(const cin_t *in)
   owner_t *o = owner_find(s, in->owner);
   kith_stanza_t *st = NULL;
 
-  if (!(flags & KITH_ROSTER_FROM) || !item_of(s, in->owner, in->bare)) {
+  if (!(flags & KITH_ROSTER_FROM)) {
     send_sub_stanza(s, in->owner, in->bare, KITH__PT_UNSUBSCRIBED, NULL);
     return;
   }
@@ -647,52 +650,57 @@ int kith__comp_on_presence(kith_conn_t *conn, const kith_stanza_t *st, void *ud)
 
 /* ---- Session ---------------------------------------------------------- */
 
-/* The JIDs (copies) of the node's items whose flags have `bit`. */
-static char **contacts_with(kith__sync_t *s, const kith_roster_node_t *node,
-                            unsigned bit, size_t *n)
+/*
+ * Send `st` (no 'to') to each from/both contact of the node of `owner`
+ * (kith_roster_node_broadcast_targets()), never to none/to. Sending
+ * raises no events, so the items stay put while we walk them.
+ */
+static void broadcast(kith__sync_t *s, const char *owner,
+                      const kith_stanza_t *st)
 {
-  kith_ctx_t *ctx = ctx_of(s);
-  size_t cursor = 0, k = 0, size = kith_roster_node_size(node);
-  char **out = kith__calloc(ctx, size ? size : 1, sizeof(*out));
-  kith_roster_item_t *it;
+  kith_roster_node_t *node = kith_roster_node(s->roster, owner);
+  size_t i, n = kith_roster_node_broadcast_targets(node, NULL, 0);
+  kith_roster_item_t **targets;
+  kith_stanza_t *cp = NULL;
 
-  while (out && (it = kith_roster_node_next(node, &cursor)) != NULL)
-    if ((kith_roster_item_flags(it) & bit) &&
-        (out[k] = kith__strdup(ctx, kith_roster_item_jid(it))) != NULL)
-      k++;
-  *n = k;
-  return out;
-}
-
-static void free_list(kith_ctx_t *ctx, char **list, size_t n)
-{
-  while (n)
-    kith__free(ctx, list[--n]);
-  kith__free(ctx, list);
+  if (n == 0 || s->conn == NULL || !kith_conn_is_ready(s->conn))
+    return;
+  targets = kith__calloc(ctx_of(s), n, sizeof(*targets));
+  if (targets == NULL || kith_stanza_copy(st, &cp) != KITH_OK) {
+    kith__warn(ctx_of(s), "component", "out of memory: presence of %s lost",
+               owner);
+    kith__free(ctx_of(s), targets);
+    return;
+  }
+  n = kith_roster_node_broadcast_targets(node, targets, n);
+  for (i = 0; i < n; i++)
+    if (kith_stanza_set_attr(cp, "to", kith_roster_item_jid(targets[i])) ==
+        KITH_OK)
+      kith_conn_send(s->conn, cp);
+  kith_stanza_free(cp);
+  kith__free(ctx_of(s), targets);
 }
 
 /* Probe the node's to/both contacts; show its presence to from/both. */
 static void start_node(kith__sync_t *s, const kith_roster_node_t *node)
 {
-  kith_ctx_t *ctx = ctx_of(s);
   const char *owner = kith_roster_node_owner(node);
+  owner_t *o = owner_find(s, owner);
+  kith_roster_item_t *it;
   kith_stanza_t *st;
-  char **to = NULL, **from = NULL;
-  size_t i, nto = 0, nfrom = 0;
+  own_res_t *r;
+  size_t cursor = 0;
 
-  to = contacts_with(s, node, KITH_ROSTER_TO, &nto);
-  from = contacts_with(s, node, KITH_ROSTER_FROM, &nfrom);
-  for (i = 0; i < nto; i++) {
+  while ((it = kith_roster_node_next(node, &cursor)) != NULL) {
     st = NULL;
-    if (kith__wire_build_presence(ctx, to[i], KITH__WIRE_PT_PROBE, owner,
-                                  KITH_SHOW_AVAILABLE, NULL,
-                                  KITH__WIRE_NO_PRIORITY, &st) == KITH_OK)
+    if ((kith_roster_item_flags(it) & KITH_ROSTER_TO) &&
+        kith__wire_build_presence(
+            ctx_of(s), kith_roster_item_jid(it), KITH__WIRE_PT_PROBE, owner,
+            KITH_SHOW_AVAILABLE, NULL, KITH__WIRE_NO_PRIORITY, &st) == KITH_OK)
       send_free(s, st);
   }
-  for (i = 0; i < nfrom; i++)
-    send_own_presence(s, owner, from[i]);
-  free_list(ctx, to, nto);
-  free_list(ctx, from, nfrom);
+  for (r = o ? o->res : NULL; r; r = r->next)
+    broadcast(s, owner, r->st);
 }
 
 void kith__comp_session_start(kith__sync_t *s)
@@ -742,22 +750,6 @@ static kith_status_t store_presence(kith__sync_t *s, owner_t *o,
   kith_stanza_free(o->last_unavail);
   o->last_unavail = cp;
   return KITH_OK;
-}
-
-/* Send `st` to each from/both contact of the node of `owner`. */
-static void broadcast(kith__sync_t *s, const char *owner,
-                      const kith_stanza_t *st)
-{
-  kith_roster_node_t *node = kith_roster_node(s->roster, owner);
-  char **from;
-  size_t i, n = 0;
-
-  if (node == NULL || s->conn == NULL || !kith_conn_is_ready(s->conn))
-    return;
-  from = contacts_with(s, node, KITH_ROSTER_FROM, &n);
-  for (i = 0; i < n; i++)
-    send_copy_to(s, st, from[i], NULL);
-  free_list(ctx_of(s), from, n);
 }
 
 void kith__comp_all_unavailable(kith__sync_t *s)

@@ -22,6 +22,10 @@
  *             connection sends unavailable from every available owner to
  *             its subscribers; kith_roster_send_presence(roster, NULL,
  *             "unavailable", NULL, ...) does the same without detaching.
+ *             Either way the owners are offline afterwards: a later
+ *             session announces nothing until the application sends
+ *             presence again. A disconnect (no detach) keeps them online,
+ *             so a reconnect announces them again.
  *
  * Every stanza sent carries `from` = the owner JID (bare, or the full JID
  * the application gave for its presence).
