@@ -16,7 +16,8 @@ and ask back, so the subscription ends up both ways.
 
 The peer then waits until its roster says 'both' for KITH_JID and it has
 seen presence from KITH_JID carrying KITH_STATUS, changes its own status
-to STATUS_2, sends the kith client the chat message "peer-ok" and leaves.
+to STATUS_2, sends the kith client the chat message "peer-ok" and leaves;
+in "subscribe" mode it first removes KITH_JID from its roster.
 On any failure it sends "peer-fail: REASON" instead and exits 1. It never
 runs longer than about 30 seconds.
 """
@@ -108,6 +109,11 @@ async def run(env, mode, account, kith_jid, kith_status, status_1, status_2):
             await asyncio.sleep(0.05)
         xmpp.send_presence(pshow="chat", pstatus=status_2, ppriority=1)
         xmpp.send_message(mto=seen["full"], mbody="peer-ok", mtype="chat")
+        if mode == "subscribe":
+            # Drop the kith client from the roster: the server cancels the
+            # subscription both ways (RFC 6121 2.5.2).
+            await asyncio.wait_for(xmpp.del_roster_item(kith_jid),
+                                   STEP_TIMEOUT)
         print("slixmpp peer: ok", flush=True)
     except Exception as e:  # noqa: BLE001 - tell the kith side, then fail
         xmpp.send_message(mto=kith_jid, mbody="peer-fail: %s" % e,

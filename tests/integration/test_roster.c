@@ -18,7 +18,6 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
-#include <errno.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -40,7 +39,7 @@ extern char **environ;
 #define MAX_EVENTS 256
 #define MAX_PEERS 8
 
-/* ---- Recording what a connection sees --------------------------------- */
+/* ---- Recording what a connection sees ------------------------------------ */
 
 typedef struct rec_event {
   kith_event_type_t type;
@@ -183,7 +182,7 @@ static void on_log(void *ud, kith_log_level_t level, const char *area,
     p->sent_sub_presence++;
 }
 
-/* ---- Queries on what was recorded ------------------------------------- */
+/* ---- Queries on what was recorded ---------------------------------------- */
 
 /* `jid` matches a bare JID and any full JID of it; NULL matches anything. */
 static int jid_matches(const char *have, const char *want)
@@ -270,7 +269,7 @@ static int has_group(const kith_roster_item_t *it, const char *group)
   return 0;
 }
 
-/* ---- Peers ------------------------------------------------------------ */
+/* ---- Peers --------------------------------------------------------------- */
 
 /* A client for ACCOUNT ("ALICE", ...) with `resource`, roster attached with
  * the default policy (accept, auto-subscribe, initial presence). */
@@ -417,7 +416,7 @@ static void free_all_peers(void)
     peer_free(g_peers[g_npeers - 1]);
 }
 
-/* ---- Resetting the lab accounts --------------------------------------- */
+/* ---- Resetting the lab accounts ------------------------------------------ */
 
 static const char *const accounts[] = {"ALICE", "BOB", "CAROL", "DAVE"};
 #define NACCOUNTS (sizeof(accounts) / sizeof(accounts[0]))
@@ -445,27 +444,32 @@ static void send_raw_unsubscribed(peer_t *p, const char *to)
   kith_stanza_free(st);
 }
 
-/* Remove every item of the peer's roster and wait until it is empty. */
+/* Remove every item of the peer's roster, in batches, and wait until it
+ * is empty. */
 static void remove_all_items(peer_t *p)
 {
   kith_roster_node_t *node = kith_roster_self(p->roster);
-  size_t cursor = 0, n = 0, i;
+  size_t cursor, n, i;
   kith_roster_item_t *it;
   char jids[32][160];
   done_t d[32];
 
   assert_non_null(node);
-  while ((it = kith_roster_node_next(node, &cursor)) != NULL && n < 32)
-    copy_str(jids[n++], sizeof(jids[0]), kith_roster_item_jid(it));
-  memset(d, 0, sizeof(d));
-  for (i = 0; i < n; i++)
-    assert_int_equal(
-        kith_roster_remove(p->roster, jids[i], on_roster_done, &d[i]), KITH_OK);
-  for (i = 0; i < n; i++) {
-    WAIT_FOR(d[i].fired);
-    assert_int_equal(d[i].status, KITH_OK);
+  while (roster_size(p) > 0) {
+    cursor = n = 0;
+    while (n < 32 && (it = kith_roster_node_next(node, &cursor)) != NULL)
+      copy_str(jids[n++], sizeof(jids[0]), kith_roster_item_jid(it));
+    memset(d, 0, sizeof(d));
+    for (i = 0; i < n; i++)
+      assert_int_equal(
+          kith_roster_remove(p->roster, jids[i], on_roster_done, &d[i]),
+          KITH_OK);
+    /* Each removal is done when its push has taken the item away. */
+    for (i = 0; i < n; i++) {
+      WAIT_FOR(d[i].fired && item_of(p, jids[i]) == NULL);
+      assert_int_equal(d[i].status, KITH_OK);
+    }
   }
-  WAIT_FOR(roster_size(p) == 0);
 }
 
 /* Bring one account back to an empty roster with nothing pending. The
@@ -541,7 +545,7 @@ static int teardown(void **state)
   return 0;
 }
 
-/* ---- 1. The four-step handshake between two accepting clients --------- */
+/* ---- Subscriptions: the four-step handshake ------------------------------ */
 
 static void test_subscribe_both_ways(void **state)
 {
@@ -581,10 +585,26 @@ static void test_subscribe_both_ways(void **state)
                    0);
   assert_int_equal(count_events(a, KITH_EVENT_ROSTER_SUBSCRIPTION_REMOVED, bj),
                    0);
+  /* Nothing else is left pending on either side. */
+  assert_int_equal(kith_roster_item_flags(item_of(a, bj)),
+                   KITH_ROSTER_TO | KITH_ROSTER_FROM);
+  assert_int_equal(kith_roster_item_flags(item_of(b, aj)),
+                   KITH_ROSTER_TO | KITH_ROSTER_FROM);
   /* Each sees the other online. */
   assert_non_null(kith_roster_item_best_resource(item_of(a, bj)));
   assert_string_equal(kith_roster_item_best_resource(item_of(a, bj)), "r1");
   assert_string_equal(kith_roster_item_best_resource(item_of(b, aj)), "r1");
+
+  /* alice leaves: bob sees her go, and alice's own roster forgets who was
+   * online (presence_reset, then got_offline). */
+  clear_events(a);
+  peer_disconnect(a);
+  assert_non_null(find_event(a, KITH_EVENT_PRESENCE_RESET, bj));
+  assert_int_equal(count_events(a, KITH_EVENT_GOT_OFFLINE, bj), 1);
+  assert_null(kith_roster_item_best_resource(item_of(a, bj)));
+  assert_int_equal(kith_roster_item_sub(item_of(a, bj)), KITH_SUB_BOTH);
+  WAIT_FOR(count_events(b, KITH_EVENT_GOT_OFFLINE, aj) > 0);
+  assert_null(kith_roster_item_best_resource(item_of(b, aj)));
   peer_free(a);
   peer_free(b);
 
@@ -594,7 +614,7 @@ static void test_subscribe_both_ways(void **state)
   assert_int_equal(server_flags("BOB", aj), KITH_ROSTER_TO | KITH_ROSTER_FROM);
 }
 
-/* ---- 1b. Unsubscribing and revoking (RFC 6121 3.2, 3.3) ---------------- */
+/* ---- Subscriptions: unsubscribing and revoking (RFC 6121 3.2, 3.3) ------- */
 
 /* a and b connected; subscribe a to b and wait for 'both' with presence. */
 static void make_mutual(peer_t *a, const char *aj, peer_t *b, const char *bj)
@@ -701,7 +721,7 @@ static void test_unsubscribe_forgets_presence(void **state)
   peer_free(b);
 }
 
-/* ---- 1c. Pre-approval (RFC 6121 3.4) ---------------------------------- */
+/* ---- Subscriptions: pre-approval (RFC 6121 3.4) -------------------------- */
 
 static void test_preapproval(void **state)
 {
@@ -779,7 +799,127 @@ static void test_preapproval_flag_visible(void **state)
   peer_free(a);
 }
 
-/* ---- 2. Reject and manual policies ------------------------------------ */
+/* ---- Subscriptions: both ask at once ------------------------------------- */
+
+static void test_simultaneous_requests(void **state)
+{
+  const char *aj = lab_get("ALICE_JID"), *bj = lab_get("BOB_JID");
+  peer_t *a = peer_new("ALICE", "r1"), *b = peer_new("BOB", "r1");
+
+  (void)state;
+  peer_connect(a);
+  peer_connect(b);
+  /* Each request crosses the other: each side approves the one it gets
+   * but does not ask again, since its own request is pending. */
+  assert_int_equal(
+      kith_roster_send_subscription(a->roster, bj, "subscribe", NULL, NULL),
+      KITH_OK);
+  assert_int_equal(
+      kith_roster_send_subscription(b->roster, aj, "subscribe", NULL, NULL),
+      KITH_OK);
+  WAIT_FOR(sub_is(a, bj, KITH_SUB_BOTH) && sub_is(b, aj, KITH_SUB_BOTH) &&
+           count_events(a, KITH_EVENT_GOT_ONLINE, bj) > 0 &&
+           count_events(b, KITH_EVENT_GOT_ONLINE, aj) > 0);
+  server_sync(a);
+  server_sync(b);
+  pump(300);
+  /* One subscribe and one subscribed each; nothing more. */
+  assert_int_equal(a->sent_sub_presence, 2);
+  assert_int_equal(b->sent_sub_presence, 2);
+  assert_int_equal(kith_roster_item_flags(item_of(a, bj)),
+                   KITH_ROSTER_TO | KITH_ROSTER_FROM);
+  assert_int_equal(kith_roster_item_flags(item_of(b, aj)),
+                   KITH_ROSTER_TO | KITH_ROSTER_FROM);
+  peer_free(a);
+  peer_free(b);
+  assert_int_equal(server_flags("ALICE", bj),
+                   KITH_ROSTER_TO | KITH_ROSTER_FROM);
+  assert_int_equal(server_flags("BOB", aj), KITH_ROSTER_TO | KITH_ROSTER_FROM);
+}
+
+/* ---- Subscriptions: a request made while the contact was offline --------- */
+
+static void test_request_waiting_at_login(void **state)
+{
+  const char *aj = lab_get("ALICE_JID"), *dj = lab_get("DAVE_JID");
+  peer_t *a = peer_new("ALICE", "r1"), *d;
+
+  (void)state;
+  peer_connect(a);
+  assert_int_equal(
+      kith_roster_send_subscription(a->roster, dj, "subscribe", "Alice", NULL),
+      KITH_OK);
+  WAIT_FOR(item_of(a, dj) &&
+           (kith_roster_item_flags(item_of(a, dj)) & KITH_ROSTER_PENDING_OUT));
+  server_sync(a);
+
+  /* dave comes online later: the server hands him the stored request
+   * after his initial presence (RFC 6121 3.1.3), and his policy accepts
+   * it and asks back. */
+  d = peer_new("DAVE", "r1");
+  peer_connect(d);
+  WAIT_FOR(sub_is(a, dj, KITH_SUB_BOTH) && sub_is(d, aj, KITH_SUB_BOTH) &&
+           count_events(a, KITH_EVENT_GOT_ONLINE, dj) > 0 &&
+           count_events(d, KITH_EVENT_GOT_ONLINE, aj) > 0);
+  assert_non_null(find_event(d, KITH_EVENT_ROSTER_SUBSCRIPTION_REQUEST, aj));
+  peer_free(a);
+  peer_free(d);
+  assert_int_equal(server_flags("DAVE", aj), KITH_ROSTER_TO | KITH_ROSTER_FROM);
+}
+
+/* ---- Presence: a contact with two resources (RFC 6121 4) ----------------- */
+
+static void test_two_contact_resources(void **state)
+{
+  const char *aj = lab_get("ALICE_JID"), *bj = lab_get("BOB_JID");
+  peer_t *a = peer_new("ALICE", "r1"), *b1 = peer_new("BOB", "r1"), *b2;
+  const char *status = NULL;
+  kith_show_t show;
+  int prio = 0;
+
+  (void)state;
+  peer_connect(a);
+  peer_connect(b1);
+  make_mutual(a, aj, b1, bj);
+  assert_int_equal(kith_roster_send_presence(b1->roster, NULL, NULL, NULL, NULL,
+                                             "at desk", 1),
+                   KITH_OK);
+  WAIT_FOR(saw_status(a, KITH_EVENT_CHANGED_STATUS, bj, "at desk"));
+  clear_events(a);
+
+  /* A second resource with a higher priority is the best one; alice's
+   * contact came online only once. */
+  b2 = peer_new("BOB", "r2");
+  kith_roster_set_initial_presence(b2->roster, 0);
+  peer_connect(b2);
+  assert_int_equal(kith_roster_send_presence(b2->roster, NULL, NULL, NULL,
+                                             "away", "on the phone", 10),
+                   KITH_OK);
+  WAIT_FOR(kith_roster_item_resource_count(item_of(a, bj)) == 2);
+  assert_int_equal(count_events(a, KITH_EVENT_GOT_ONLINE, bj), 0);
+  assert_string_equal(kith_roster_item_best_resource(item_of(a, bj)), "r2");
+  assert_int_equal(kith_roster_item_presence(item_of(a, bj), "r2", &show,
+                                             &status, &prio, NULL),
+                   KITH_OK);
+  assert_int_equal(show, KITH_SHOW_AWAY);
+  assert_string_equal(status, "on the phone");
+  assert_int_equal(prio, 10);
+
+  /* r2 leaves: bob is still online through r1. */
+  peer_disconnect(b2);
+  WAIT_FOR(kith_roster_item_resource_count(item_of(a, bj)) == 1);
+  assert_string_equal(kith_roster_item_best_resource(item_of(a, bj)), "r1");
+  assert_int_equal(count_events(a, KITH_EVENT_GOT_OFFLINE, bj), 0);
+  /* r1 leaves too: now he is offline. */
+  peer_disconnect(b1);
+  WAIT_FOR(count_events(a, KITH_EVENT_GOT_OFFLINE, bj) == 1);
+  assert_null(kith_roster_item_best_resource(item_of(a, bj)));
+  peer_free(b2);
+  peer_free(b1);
+  peer_free(a);
+}
+
+/* ---- Policy: reject and manual ------------------------------------------- */
 
 static void test_reject_policy(void **state)
 {
@@ -804,7 +944,7 @@ static void test_reject_policy(void **state)
   /* Our pending request was answered 'unsubscribed': a refusal. */
   assert_non_null(find_event(a, KITH_EVENT_ROSTER_SUBSCRIPTION_REFUSED, cj));
   assert_null(find_event(a, KITH_EVENT_ROSTER_SUBSCRIPTION_AUTHORIZED, cj));
-  assert_int_equal(kith_roster_item_sub(it), KITH_SUB_NONE);
+  assert_int_equal(kith_roster_item_flags(it), 0);
   /* carol neither approved nor asked back. */
   assert_null(item_of(c, aj));
   peer_free(a);
@@ -857,7 +997,82 @@ static void test_manual_policy(void **state)
   assert_int_equal(server_flags("DAVE", aj), KITH_ROSTER_FROM);
 }
 
-/* ---- 3. Roster sets seen by a second resource ------------------------- */
+/* A request left unanswered by a manual policy is not lost with the
+ * session: the server hands it over again at the next login (RFC 6121
+ * 3.1.3), and approving it then works. */
+static void test_manual_request_survives_relogin(void **state)
+{
+  const char *aj = lab_get("ALICE_JID"), *dj = lab_get("DAVE_JID");
+  peer_t *a = peer_new("ALICE", "r1"), *d = peer_new("DAVE", "r1");
+
+  (void)state;
+  kith_roster_set_auto_authorize(d->roster, KITH_AUTHORIZE_MANUAL);
+  peer_connect(a);
+  peer_connect(d);
+  assert_int_equal(
+      kith_roster_send_subscription(a->roster, dj, "subscribe", NULL, NULL),
+      KITH_OK);
+  WAIT_FOR(count_events(d, KITH_EVENT_ROSTER_SUBSCRIPTION_REQUEST, aj) == 1);
+  peer_disconnect(d);
+  clear_events(d);
+  peer_connect(d);
+  WAIT_FOR(count_events(d, KITH_EVENT_ROSTER_SUBSCRIPTION_REQUEST, aj) == 1);
+  assert_int_equal(d->sent_sub_presence, 0);
+  assert_int_equal(
+      kith_roster_send_subscription(d->roster, aj, "subscribed", NULL, NULL),
+      KITH_OK);
+  WAIT_FOR(sub_is(a, dj, KITH_SUB_TO) && sub_is(d, aj, KITH_SUB_FROM));
+  assert_int_equal(kith_roster_item_flags(item_of(d, aj)), KITH_ROSTER_FROM);
+  peer_free(a);
+  peer_free(d);
+}
+
+/* ---- Policy: whitelist and per-node settings ----------------------------- */
+
+static void test_whitelist_overrides_reject(void **state)
+{
+  const char *aj = lab_get("ALICE_JID"), *bj = lab_get("BOB_JID");
+  const char *cj = lab_get("CAROL_JID");
+  peer_t *a = peer_new("ALICE", "r1"), *b = peer_new("BOB", "r1");
+  peer_t *c = peer_new("CAROL", "r1");
+  done_t d = {0};
+
+  (void)state;
+  peer_connect(a);
+  peer_connect(b);
+  peer_connect(c);
+  /* carol's roster accepts, but her own node rejects (per-node policy);
+   * alice, whom she lists and whitelists, is accepted all the same. */
+  kith_roster_node_set_auto_authorize(kith_roster_self(c->roster),
+                                      KITH_AUTHORIZE_REJECT);
+  kith_roster_node_set_auto_subscribe(kith_roster_self(c->roster), 0);
+  assert_int_equal(kith_roster_update(c->roster, aj, "Alice", NULL, 0, NULL,
+                                      on_roster_done, &d),
+                   KITH_OK);
+  WAIT_FOR(d.fired && item_of(c, aj) != NULL);
+  kith_roster_item_set_whitelisted(item_of(c, aj), 1);
+
+  assert_int_equal(
+      kith_roster_send_subscription(a->roster, cj, "subscribe", NULL, NULL),
+      KITH_OK);
+  assert_int_equal(
+      kith_roster_send_subscription(b->roster, cj, "subscribe", NULL, NULL),
+      KITH_OK);
+  WAIT_FOR(sub_is(a, cj, KITH_SUB_TO) && sub_is(c, aj, KITH_SUB_FROM) &&
+           find_event(b, KITH_EVENT_ROSTER_SUBSCRIPTION_REFUSED, cj));
+  server_sync(c);
+  /* The node's auto-subscribe is off: carol did not ask back. */
+  assert_int_equal(c->sent_sub_presence, 2); /* subscribed + unsubscribed */
+  /* The server's push kept the local whitelist mark and the name. */
+  assert_true(kith_roster_item_whitelisted(item_of(c, aj)));
+  assert_string_equal(kith_roster_item_name(item_of(c, aj)), "Alice");
+  assert_null(item_of(c, bj));
+  peer_free(a);
+  peer_free(b);
+  peer_free(c);
+}
+
+/* ---- Roster sets seen by a second resource ------------------------------- */
 
 static int item_shows(const peer_t *p, const char *jid, const char *name,
                       const char *g1, const char *g2)
@@ -942,7 +1157,46 @@ static void test_update_remove_two_resources(void **state)
   peer_free(r2);
 }
 
-/* ---- 4. Versioned re-login -------------------------------------------- */
+/* Names and groups with XML's special characters and non-ASCII text make
+ * the round trip through the server unchanged; a JID in another case is
+ * the same contact (RFC 7622 normalization). */
+static void test_update_text_round_trip(void **state)
+{
+  const char *cj = lab_get("CAROL_JID");
+  const char *name = "Carol & <Co> 'one' \"two\"";
+  const char *const groups[] = {"\xc3\x9cnic\xc3\xb8"
+                                "de \xce\xa9",
+                                "a&b<c>"};
+  peer_t *r1 = peer_new("ALICE", "r1"), *r2 = peer_new("ALICE", "r2");
+  kith_roster_item_t *it;
+  char upper[256];
+  size_t i;
+  done_t d = {0};
+
+  (void)state;
+  peer_connect(r1);
+  peer_connect(r2);
+  for (i = 0; cj[i] && i + 1 < sizeof(upper); i++)
+    upper[i] = (char)(cj[i] >= 'a' && cj[i] <= 'z' ? cj[i] - 32 : cj[i]);
+  upper[i] = '\0';
+  assert_int_equal(kith_roster_update(r1->roster, upper, name, groups, 2, NULL,
+                                      on_roster_done, &d),
+                   KITH_OK);
+  WAIT_FOR(d.fired && item_of(r2, cj) != NULL && item_of(r1, cj) != NULL);
+  assert_int_equal(d.status, KITH_OK);
+  it = item_of(r2, upper); /* looked up in any case */
+  assert_non_null(it);
+  assert_string_equal(kith_roster_item_jid(it), cj);
+  assert_string_equal(kith_roster_item_name(it), name);
+  assert_int_equal(kith_roster_item_group_count(it), 2);
+  assert_true(has_group(it, groups[0]));
+  assert_true(has_group(it, groups[1]));
+  assert_int_equal(roster_size(r2), 1);
+  peer_free(r1);
+  peer_free(r2);
+}
+
+/* ---- Versioned re-login -------------------------------------------------- */
 
 /* A snapshot of the roster as text, to compare two moments. */
 static void roster_text(const peer_t *p, char *out, size_t size)
@@ -997,6 +1251,7 @@ static void test_versioned_relogin(void **state)
                    KITH_OK);
   WAIT_FOR(d1.fired && d2.fired && roster_size(other) == 2);
   peer_free(other);
+  memset(&d1, 0, sizeof(d1));
 
   /* First login: an empty cache asks for everything. */
   peer_connect(p);
@@ -1026,6 +1281,17 @@ static void test_versioned_relogin(void **state)
   assert_string_equal(after, before);
   assert_string_equal(kith_roster_node_version(kith_roster_self(p->roster)),
                       ver);
+
+  /* An explicit fetch in the session works the same way. */
+  p->roster_get[0] = '\0';
+  assert_int_equal(kith_roster_fetch(p->roster, on_roster_done, &d1), KITH_OK);
+  WAIT_FOR(d1.fired);
+  assert_int_equal(d1.status, KITH_OK);
+  assert_true(sent_version(p, ver));
+  assert_false(p->received_query);
+  assert_int_equal(p->received, 3);
+  roster_text(p, after, sizeof(after));
+  assert_string_equal(after, before);
   peer_disconnect(p);
 
   /* While alice is away, another resource adds dave. The next login sends
@@ -1091,7 +1357,7 @@ static void test_versioned_new_connection(void **state)
   peer_free(p);
 }
 
-/* ---- 5. Forged roster pushes ------------------------------------------ */
+/* ---- Forged roster pushes ------------------------------------------------ */
 
 static kith_stanza_t *forged_push(const char *to)
 {
@@ -1157,7 +1423,7 @@ static void test_forged_push_refused(void **state)
   peer_free(b);
 }
 
-/* ---- 6. slixmpp as the peer ------------------------------------------- */
+/* ---- slixmpp as the peer ------------------------------------------------- */
 
 #define PEER_SCRIPT KITH_TEST_DATA_DIR "/../integration/slixmpp_peer.py"
 #define KITH_STATUS "kith here"
@@ -1247,9 +1513,18 @@ static void slixmpp_scenario(const char *mode)
   /* slixmpp went away: its unavailable presence took it offline. */
   WAIT_FOR(count_events(a, KITH_EVENT_GOT_OFFLINE, bj) > 0);
   assert_null(kith_roster_item_best_resource(item_of(a, bj)));
+  if (strcmp(mode, "subscribe") == 0) {
+    /* Before leaving, slixmpp removed alice from its roster: its server
+     * sent both 'unsubscribe' and 'unsubscribed' (RFC 6121 2.5.2). */
+    WAIT_FOR(sub_is(a, bj, KITH_SUB_NONE));
+    assert_non_null(find_event(a, KITH_EVENT_ROSTER_SUBSCRIPTION_REMOVE, bj));
+    assert_non_null(find_event(a, KITH_EVENT_ROSTER_SUBSCRIPTION_REMOVED, bj));
+  }
   peer_free(a);
   assert_int_equal(server_flags("ALICE", bj),
-                   KITH_ROSTER_TO | KITH_ROSTER_FROM);
+                   strcmp(mode, "subscribe") == 0
+                       ? 0
+                       : (int)(KITH_ROSTER_TO | KITH_ROSTER_FROM));
 }
 
 static void test_slixmpp_kith_asks(void **state)
@@ -1276,9 +1551,21 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_preapproval, setup, teardown),
       cmocka_unit_test_setup_teardown(test_preapproval_flag_visible, setup,
                                       teardown),
+      cmocka_unit_test_setup_teardown(test_simultaneous_requests, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_whitelist_overrides_reject, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_request_waiting_at_login, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_two_contact_resources, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_reject_policy, setup, teardown),
       cmocka_unit_test_setup_teardown(test_manual_policy, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_manual_request_survives_relogin,
+                                      setup, teardown),
       cmocka_unit_test_setup_teardown(test_update_remove_two_resources, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_update_text_round_trip, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_versioned_relogin, setup, teardown),
       cmocka_unit_test_setup_teardown(test_versioned_new_connection, setup,
