@@ -149,6 +149,26 @@ static void set_flags(kith__sync_t *s, const char *bare, unsigned flags)
                "out of memory: subscription state of %s not kept", bare);
 }
 
+static void forget_presence(const inbound_t *in);
+
+/* We gave up `to` ourselves (unsubscribe): the contact's server owes us an
+ * unavailable (RFC 6121 3.3.3) that not every server sends, and the
+ * contact's later presence goes only to its subscribers. Forget its
+ * resources now, reported as an offline contact. */
+static void forget_contact(kith__sync_t *s, const char *bare)
+{
+  kith__wire_presence_t none;
+  inbound_t in;
+
+  memset(&none, 0, sizeof(none));
+  none.show = KITH_SHOW_UNAVAILABLE;
+  in.s = s;
+  in.st = NULL;
+  in.p = &none;
+  in.bare = bare;
+  forget_presence(&in);
+}
+
 /* Send a subscription stanza to `bare` and track what the server will do
  * with it. A pre-approval needs the server's support. */
 static kith_status_t send_sub(kith__sync_t *s, const char *bare,
@@ -175,6 +195,8 @@ static kith_status_t send_sub(kith__sync_t *s, const char *bare,
     return rc;
   if (kith__sub_apply(KITH__SUB_OUTBOUND, type, flags, pre, &res))
     set_flags(s, bare, res.flags);
+  if (res.actions & KITH__SUB_A_FORGET_PRESENCE)
+    forget_contact(s, bare);
   return KITH_OK;
 }
 

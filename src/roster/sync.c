@@ -233,11 +233,13 @@ static kith_status_t req_send(kith__sync_t *s, kith_stanza_t *iq,
 
 /* ---- Applying items --------------------------------------------------- */
 
-/* The flags a server-sent item stands for, plus the pending_in that kith
- * tracked (normalization drops it again when `from` now holds). */
+/* The flags a server-sent item stands for, plus what kith tracked that the
+ * server does not report: pending_in (RFC 6121 2.1.2.5 has no attribute
+ * for it) and a pre-approval (Prosody stores one but never sends
+ * approved='true'). Normalization drops both again once `from` holds. */
 static unsigned item_flags(const kith__wire_item_view_t *v, unsigned tracked)
 {
-  unsigned flags = tracked & KITH_ROSTER_PENDING_IN;
+  unsigned flags = tracked & (KITH_ROSTER_PENDING_IN | KITH_ROSTER_APPROVED);
 
   if (v->subscription == KITH__WIRE_SUB_TO ||
       v->subscription == KITH__WIRE_SUB_BOTH)
