@@ -345,8 +345,8 @@ static void copy_str(char *dst, size_t size, const char *src)
 /* The public API has no accessor for the negotiated TLS version or SASL
  * mechanism yet, so pick them out of the library's info lines. This is
  * best effort: when the wording changes, the demo just shows less. */
-static void remember_from_log(cli_session_t *s, const char *area,
-                              const char *msg)
+static void remember_from_log(cli_session_t *s, kith_log_level_t level,
+                              const char *area, const char *msg)
 {
   static const char tls_prefix[] = "TLS established: ";
   static const char sasl_prefix[] = "authenticated with ";
@@ -357,6 +357,12 @@ static void remember_from_log(cli_session_t *s, const char *area,
   else if (strcmp(area, "sasl") == 0 &&
            strncmp(msg, sasl_prefix, sizeof(sasl_prefix) - 1) == 0)
     copy_str(s->sasl, sizeof(s->sasl), msg + sizeof(sasl_prefix) - 1);
+  /* ROSTER_RECEIVED fires only on success, and the fetch at session start
+   * has no callback: its failure shows only as a warning ("roster fetch
+   * failed: ...", "no roster fetch at session start: ..."). */
+  else if (s->roster && !s->roster_received && level <= KITH_LOG_WARN &&
+           strcmp(area, "roster") == 0 && strstr(msg, "fetch"))
+    copy_str(s->roster_error, sizeof(s->roster_error), msg);
 }
 
 static void session_log(void *ud, kith_log_level_t level, const char *area,
@@ -364,7 +370,7 @@ static void session_log(void *ud, kith_log_level_t level, const char *area,
 {
   cli_session_t *s = ud;
 
-  remember_from_log(s, area, msg);
+  remember_from_log(s, level, area, msg);
   if (level > verbose_level(s->cli->verbose))
     return;
   fflush(stdout);
@@ -390,6 +396,9 @@ static void session_event(kith_conn_t *conn, const kith_event_t *ev, void *ud)
     s->started_ms = cli_now_exact_ms() - s->connect_at_ms;
     if (s->on_start)
       s->on_start(s, s->on_start_ud);
+    break;
+  case KITH_EVENT_ROSTER_RECEIVED:
+    s->roster_received = 1;
     break;
   case KITH_EVENT_DISCONNECTED:
     s->ended = 1;
@@ -465,12 +474,70 @@ fail:
   return rc;
 }
 
+kith_status_t cli_session_attach_roster(cli_session_t *s, int initial_presence)
+{
+  kith_status_t rc = kith_roster_new(s->ctx, &s->roster);
+
+  if (rc != KITH_OK)
+    return rc;
+  kith_roster_set_initial_presence(s->roster, initial_presence);
+  kith_roster_set_auto_authorize(s->roster, KITH_AUTHORIZE_MANUAL);
+  kith_roster_set_auto_subscribe(s->roster, 0);
+  return kith_roster_attach(s->roster, s->conn);
+}
+
+int cli_roster_login(const cli_t *cli, cli_session_t *s, int initial_presence)
+{
+  cli_session_t *ss[1] = {s};
+  cli_target_t t;
+  char buf[1200];
+  kith_status_t rc;
+  int code;
+
+  memset(s, 0, sizeof(*s));
+  code = cli_target_from_options(cli, &t);
+  if (code != CLI_EXIT_OK)
+    return code;
+  if (t.component)
+    return cli_usage_error(cli, "roster commands need a client account "
+                                "(--jid), not --component");
+  rc = cli_session_open(s, cli, NULL, &t);
+  if (rc != KITH_OK)
+    return cli_fail(cli, rc, "%s", cli_session_error(s));
+  rc = cli_session_attach_roster(s, initial_presence);
+  if (rc != KITH_OK)
+    return cli_fail(cli, rc, "cannot attach a roster: %s", kith_strerror(rc));
+  rc = cli_wait_roster(cli, ss, 1);
+  if (rc != KITH_OK)
+    return cli_fail(cli, rc, "%s", cli_wait_error(cli, rc, buf, sizeof(buf)));
+  if (!s->started || s->ended)
+    return cli_fail(cli, s->status, "%s", cli_session_error(s));
+  if (!s->roster_received)
+    return cli_fail(cli, KITH_OK, "%s", s->roster_error);
+  return CLI_EXIT_OK;
+}
+
 void cli_session_free(cli_session_t *s)
 {
+  /* The roster first: it detaches from the connection, and both need the
+   * context. */
+  kith_roster_free(s->roster);
+  s->roster = NULL;
   kith_conn_free(s->conn);
   s->conn = NULL;
   kith_ctx_free(s->ctx);
   s->ctx = NULL;
+}
+
+void cli_session_domain(const cli_session_t *s, char *buf, size_t size)
+{
+  kith_jid_t *j = NULL;
+
+  if (kith_jid_parse(NULL, s->jid, &j, NULL) == KITH_OK)
+    snprintf(buf, size, "%s", kith_jid_domain(j));
+  else if (size > 0)
+    buf[0] = '\0';
+  kith_jid_free(j);
 }
 
 const char *cli_session_error(const cli_session_t *s)
@@ -532,6 +599,27 @@ kith_status_t cli_wait_started(const cli_t *cli, cli_session_t *const *ss,
   session_set_t set = {ss, n};
 
   return cli_wait(cli, ss, n, all_started_or_ended, &set);
+}
+
+static int all_have_roster(void *ud)
+{
+  const session_set_t *set = ud;
+  size_t i;
+
+  for (i = 0; i < set->n; i++) {
+    const cli_session_t *s = set->ss[i];
+    if (!s->ended && !s->roster_received && !s->roster_error[0])
+      return 0;
+  }
+  return 1;
+}
+
+kith_status_t cli_wait_roster(const cli_t *cli, cli_session_t *const *ss,
+                              size_t n)
+{
+  session_set_t set = {ss, n};
+
+  return cli_wait(cli, ss, n, all_have_roster, &set);
 }
 
 static int any_closing(cli_session_t *const *ss, size_t n)

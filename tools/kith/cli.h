@@ -15,6 +15,7 @@
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <jansson.h>
 #include <kith/kith.h>
@@ -178,6 +179,10 @@ struct cli_session {
   /* Called from the SESSION_START event, if set. */
   void (*on_start)(cli_session_t *s, void *ud);
   void *on_start_ud;
+  /* The roster, when cli_session_attach_roster() attached one. */
+  kith_roster_t *roster;
+  int roster_received;    /* ROSTER_RECEIVED seen */
+  char roster_error[256]; /* why the fetch at session start failed */
 };
 
 /**
@@ -188,8 +193,31 @@ struct cli_session {
 kith_status_t cli_session_open(cli_session_t *s, const cli_t *cli,
                                const char *label, const cli_target_t *t);
 
-/** Free the connection and context. Safe on a zeroed or failed session. */
+/**
+ * Attach a new roster to the session opened by cli_session_open() (before
+ * the loop runs, so it fetches at session start). `initial_presence` 0
+ * keeps the session unavailable. The subscription policy starts as
+ * manual without auto-subscribe, so that a command answers nothing it was
+ * not asked to; change it with kith_roster_set_auto_*() on s->roster.
+ */
+kith_status_t cli_session_attach_roster(cli_session_t *s, int initial_presence);
+
+/**
+ * Log in as the account from the options with a roster attached, and wait
+ * for the roster. Returns a CLI_EXIT_* code with any failure reported.
+ * Call cli_close_sessions() and cli_session_free() on `s` either way.
+ */
+int cli_roster_login(const cli_t *cli, cli_session_t *s, int initial_presence);
+
+/** Free the roster, connection and context. Safe on a zeroed or failed
+ * session. */
 void cli_session_free(cli_session_t *s);
+
+/**
+ * Write the domain of the session's bound JID (its server) into `buf`;
+ * "" before the session started.
+ */
+void cli_session_domain(const cli_session_t *s, char *buf, size_t size);
 
 /** The reason a session ended or failed, never empty. */
 const char *cli_session_error(const cli_session_t *s);
@@ -208,6 +236,13 @@ kith_status_t cli_wait(const cli_t *cli, cli_session_t *const *ss, size_t n,
 /** cli_wait() until each session has started or ended. */
 kith_status_t cli_wait_started(const cli_t *cli, cli_session_t *const *ss,
                                size_t n);
+
+/**
+ * cli_wait() until each session has its roster, its roster fetch failed
+ * (s->roster_error) or it ended.
+ */
+kith_status_t cli_wait_roster(const cli_t *cli, cli_session_t *const *ss,
+                              size_t n);
 
 /**
  * Close every started session cleanly (kith_conn_disconnect) and run the
@@ -246,9 +281,48 @@ kith_status_t cli_ping_send(cli_session_t *s, const char *to, cli_ping_t *p);
 /** A one-line description of a failed ping, for cli_fail(). */
 const char *cli_ping_error(const cli_ping_t *p, char *buf, size_t size);
 
+/* ---- Roster items as text and JSON (cmd_roster.c) --------------------- */
+
+/*
+ * The text form is "JID [name=NAME] subscription=SUB [ask=subscribe]
+ * [pending-in] [approved] [groups=G1,G2]", groups sorted; a value is
+ * written as is unless it is empty or holds a space, '"', '\\', ',', '='
+ * or a control character: then it is double-quoted with C escapes.
+ */
+
+/** Write `v` to `f` as a value of the text form (quoted when needed). */
+void cli_put_value(FILE *f, const char *v);
+
+/**
+ * The item's groups sorted (servers keep no order), in a new array of `*n`
+ * borrowed strings to free(); NULL (and *n 0) for none, a NULL item, or
+ * no memory.
+ */
+const char **cli_item_groups(const kith_roster_item_t *it, size_t *n);
+
+/** Write the text form of `it` to `f` (no newline). */
+void cli_item_put(FILE *f, const kith_roster_item_t *it);
+
+/**
+ * The item as a new JSON object {"jid", "name" (or null), "subscription",
+ * "ask" ("subscribe" or null), "approved", "groups" (sorted)}; json null
+ * for a NULL item. NULL when out of memory.
+ */
+json_t *cli_item_json(const kith_roster_item_t *it);
+
+/**
+ * The items of the session's own roster node sorted by JID, in a new
+ * array of `*n` borrowed pointers (free() it; NULL when empty or out of
+ * memory, then *n is 0). Valid until the roster next changes.
+ */
+const kith_roster_item_t **cli_roster_sorted(const cli_session_t *s, size_t *n);
+
 /* ---- Commands --------------------------------------------------------- */
 
 extern const cli_command_t cli_cmd_ping;
+extern const cli_command_t cli_cmd_roster;
+extern const cli_command_t cli_cmd_presence;
+extern const cli_command_t cli_cmd_watch;
 extern const cli_command_t cli_cmd_demo;
 
 #endif /* KITH_CLI_H */

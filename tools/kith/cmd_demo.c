@@ -19,11 +19,22 @@
 #define DEMO_OPT_KEEP_LAB (CLI_OPT_CMD_BASE + 0)
 #define DEMO_MAX_USERS 4
 
+/* Leave the priority out of a presence (kith_roster_send_presence()). */
+#define DEMO_NO_PRIORITY 1000
+
 typedef struct demo_user {
   const char *name;       /* "alice" */
   const char *env_prefix; /* "ALICE": ALICE_JID, ALICE_PASSWORD in lab.env */
+  const char *bare;       /* the account's JID from lab.env */
   cli_session_t s;
   cli_ping_t ping;
+  /* What the roster events told this user (demo_event()). */
+  char request_from[1024]; /* the last subscription request */
+  char request_nick[256];
+  char changed_jid[1024]; /* the last changed_status */
+  char changed_show[16];
+  char changed_status[256];
+  int changed; /* changed_status seen since the flag was cleared */
 } demo_user_t;
 
 typedef struct demo {
@@ -37,6 +48,10 @@ typedef struct demo {
   cli_session_t *ss[DEMO_MAX_USERS];
   size_t n_users;
   const char *step; /* the name of the step running, for messages */
+  /* The roster set of step_roster_set(): here rather than on the stack,
+   * because its callback may fire as late as the final disconnect. */
+  int set_replied;
+  kith_status_t set_status;
 } demo_t;
 
 typedef struct demo_step {
@@ -63,6 +78,40 @@ demo_fail(const demo_t *d, kith_status_t status, const char *fmt, ...)
   if (d->step)
     return cli_fail(d->cli, status, "%s: %s", d->step, msg);
   return cli_fail(d->cli, status, "%s", msg);
+}
+
+/* The item for `jid` in the user's own roster, or NULL. */
+static const kith_roster_item_t *user_item(const demo_user_t *u,
+                                           const char *jid)
+{
+  const kith_roster_node_t *node = kith_roster_self(u->s.roster);
+
+  return node ? kith_roster_node_item(node, jid) : NULL;
+}
+
+static void copy_text(char *dst, size_t size, const char *src)
+{
+  snprintf(dst, size, "%s", src ? src : "");
+}
+
+/* Remember what later steps report: requests and status changes. */
+static void demo_event(kith_conn_t *conn, const kith_event_t *ev, void *ud)
+{
+  demo_user_t *u = ud;
+
+  (void)conn;
+  if (ev->type == KITH_EVENT_ROSTER_SUBSCRIPTION_REQUEST) {
+    copy_text(u->request_from, sizeof(u->request_from), ev->jid);
+    copy_text(u->request_nick, sizeof(u->request_nick), ev->nick);
+  } else if (ev->type == KITH_EVENT_CHANGED_STATUS) {
+    copy_text(u->changed_jid, sizeof(u->changed_jid), ev->jid);
+    copy_text(u->changed_show, sizeof(u->changed_show),
+              kith_show_name((kith_show_t)ev->show));
+    copy_text(u->changed_status, sizeof(u->changed_status),
+              ev->stanza ? kith_stanza_child_text(ev->stanza, "status", NULL)
+                         : NULL);
+    u->changed = 1;
+  }
 }
 
 /* ---- Step: connect everyone at the same time ---------------------------- */
@@ -105,11 +154,45 @@ static int open_user(demo_t *d, demo_user_t *u)
   t.host = d->host;
   t.port = d->port;
   t.ca_file = d->ca_file;
+  u->bare = jid;
   if (cli_session_open(&u->s, d->cli, u->name, &t) != KITH_OK)
     return demo_fail(d, u->s.status, "%s: %s", u->name,
                      cli_session_error(&u->s));
+  /* Everyone accepts requests and subscribes back: the library's default
+   * policy, which cli_session_attach_roster() turns off. */
+  if (cli_session_attach_roster(&u->s, 1) != KITH_OK ||
+      kith_conn_on(u->s.conn, KITH_EVENT_ANY, demo_event, u) == 0)
+    return demo_fail(d, KITH_ENOMEM, "%s: cannot attach a roster", u->name);
+  kith_roster_set_auto_authorize(u->s.roster, KITH_AUTHORIZE_ACCEPT);
+  kith_roster_set_auto_subscribe(u->s.roster, 1);
   u->s.on_start = announce_start;
   u->s.on_start_ud = u;
+  return CLI_EXIT_OK;
+}
+
+/* The roster fetch at session start, then the initial presence. */
+static int wait_rosters(demo_t *d)
+{
+  char buf[256];
+  size_t i;
+  kith_status_t rc = cli_wait_roster(d->cli, d->ss, d->n_users);
+
+  if (rc != KITH_OK)
+    return demo_fail(d, rc, "%s", cli_wait_error(d->cli, rc, buf, sizeof(buf)));
+  for (i = 0; i < d->n_users; i++) {
+    const demo_user_t *u = &d->users[i];
+    const kith_roster_node_t *node = kith_roster_self(u->s.roster);
+    size_t n = node ? kith_roster_node_size(node) : 0;
+    if (!u->s.roster_received)
+      return demo_fail(d, u->s.status, "%s: %s", u->name,
+                       u->s.ended ? cli_session_error(&u->s)
+                                  : u->s.roster_error);
+    cli_print(d->cli,
+              json_pack("{s:s, s:s, s:i}", "event", "roster_received", "user",
+                        u->name, "items", (int)n),
+              "%s: roster received (%zu item%s), now online", u->name, n,
+              n == 1 ? "" : "s");
+  }
   return CLI_EXIT_OK;
 }
 
@@ -143,7 +226,7 @@ static int step_connect(demo_t *d)
     if (!d->users[i].s.started)
       return demo_fail(d, d->users[i].s.status, "%s: %s", d->users[i].name,
                        cli_session_error(&d->users[i].s));
-  return CLI_EXIT_OK;
+  return wait_rosters(d);
 }
 
 /* ---- Step: everyone pings the server at once ---------------------------- */
@@ -189,6 +272,194 @@ static int step_ping(demo_t *d)
   return CLI_EXIT_OK;
 }
 
+/* ---- Step: alice subscribes to bob; bob accepts and subscribes back ----- */
+
+static int both_subscribed(void *ud)
+{
+  const demo_t *d = ud;
+  const kith_roster_item_t *ab = user_item(&d->users[0], d->users[1].bare);
+  const kith_roster_item_t *ba = user_item(&d->users[1], d->users[0].bare);
+
+  return ab && ba && kith_roster_item_sub(ab) == KITH_SUB_BOTH &&
+         kith_roster_item_sub(ba) == KITH_SUB_BOTH;
+}
+
+/* "bob: subscription request from alice@localhost (nick "Alice"):
+ * accepted, and subscribed back" */
+static void report_request(const demo_t *d, const demo_user_t *u, int back)
+{
+  const char *nick = u->request_nick[0] ? u->request_nick : NULL;
+
+  cli_print(d->cli,
+            json_pack("{s:s, s:s, s:s, s:s?, s:s, s:b}", "event",
+                      "subscription_request", "user", u->name, "from",
+                      u->request_from, "nick", nick, "answer", "subscribed",
+                      "subscribed_back", back),
+            "%s: subscription request from %s%s%s%s: accepted%s", u->name,
+            u->request_from, nick ? " (nick \"" : "", nick ? nick : "",
+            nick ? "\")" : "", back ? ", and subscribed back" : "");
+}
+
+static int step_subscribe(demo_t *d)
+{
+  demo_user_t *alice = &d->users[0], *bob = &d->users[1];
+  double t0 = cli_now_exact_ms();
+  char buf[256];
+  kith_status_t rc;
+
+  rc = kith_roster_send_subscription(alice->s.roster, bob->bare, "subscribe",
+                                     "Alice", NULL);
+  if (rc != KITH_OK)
+    return demo_fail(d, rc, "alice: cannot subscribe: %s", kith_strerror(rc));
+  cli_print(d->cli,
+            json_pack("{s:s, s:s, s:s, s:s}", "event", "subscribe", "user",
+                      alice->name, "to", bob->bare, "nick", "Alice"),
+            "alice: subscribe to %s (nick \"Alice\"); both accept requests "
+            "and subscribe back",
+            bob->bare);
+  rc = cli_wait(d->cli, d->ss, d->n_users, both_subscribed, d);
+  if (rc != KITH_OK)
+    return demo_fail(d, rc, "%s", cli_wait_error(d->cli, rc, buf, sizeof(buf)));
+  report_request(d, bob, 1);
+  report_request(d, alice, 0);
+  cli_print(d->cli,
+            json_pack("{s:s, s:[s, s], s:s, s:f}", "event", "subscribed",
+                      "users", alice->name, bob->name, "subscription", "both",
+                      "ms", cli_now_exact_ms() - t0),
+            "alice and bob: subscription=both in both rosters (%.0f ms)",
+            cli_now_exact_ms() - t0);
+  return CLI_EXIT_OK;
+}
+
+/* ---- Step: alice names bob and puts him in a group ---------------------- */
+
+static void on_set(kith_roster_t *roster, kith_status_t status,
+                   const kith_stanza_t *reply, void *ud)
+{
+  demo_t *d = ud;
+
+  (void)roster;
+  (void)reply;
+  d->set_replied = 1;
+  d->set_status = status;
+}
+
+/* The reply came, and the push made the item match what was set. */
+static int set_applied(void *ud)
+{
+  const demo_t *d = ud;
+  const kith_roster_item_t *it = user_item(&d->users[0], d->users[1].bare);
+  const char *name = it ? kith_roster_item_name(it) : NULL;
+
+  if (d->set_replied && d->set_status != KITH_OK)
+    return 1;
+  return d->set_replied && name && strcmp(name, "Bob") == 0 &&
+         kith_roster_item_group_count(it) == 1 &&
+         strcmp(kith_roster_item_group_at(it, 0), "Friends") == 0;
+}
+
+static int step_roster_set(demo_t *d)
+{
+  static const char *const groups[] = {"Friends"};
+  demo_user_t *alice = &d->users[0], *bob = &d->users[1];
+  char buf[256];
+  kith_status_t rc;
+
+  rc = kith_roster_update(alice->s.roster, bob->bare, "Bob", groups, 1, NULL,
+                          on_set, d);
+  if (rc != KITH_OK)
+    return demo_fail(d, rc, "alice: roster set failed: %s", kith_strerror(rc));
+  rc = cli_wait(d->cli, d->ss, d->n_users, set_applied, d);
+  if (rc != KITH_OK)
+    return demo_fail(d, rc, "%s", cli_wait_error(d->cli, rc, buf, sizeof(buf)));
+  if (d->set_status != KITH_OK)
+    return demo_fail(d, d->set_status, "alice: roster set refused: %s",
+                     kith_strerror(d->set_status));
+  cli_print(d->cli,
+            json_pack("{s:s, s:s, s:s, s:s, s:[s]}", "event", "roster_set",
+                      "user", alice->name, "jid", bob->bare, "name", "Bob",
+                      "groups", "Friends"),
+            "alice: roster set %s name=Bob groups=Friends (server push "
+            "applied)",
+            bob->bare);
+  return CLI_EXIT_OK;
+}
+
+/* ---- Step: both rosters ------------------------------------------------- */
+
+static int step_rosters(demo_t *d)
+{
+  size_t i, j, n;
+
+  for (i = 0; i < d->n_users; i++) {
+    const demo_user_t *u = &d->users[i];
+    const kith_roster_item_t **items = cli_roster_sorted(&u->s, &n);
+    json_t *arr = json_array();
+
+    for (j = 0; j < n; j++)
+      json_array_append_new(arr, cli_item_json(items[j]));
+    cli_print(d->cli,
+              json_pack("{s:s, s:s, s:o}", "event", "roster", "user", u->name,
+                        "items", arr),
+              "%s's roster (%zu item%s):", u->name, n, n == 1 ? "" : "s");
+    for (j = 0; !d->cli->json && j < n; j++) {
+      fputs("  ", stdout);
+      cli_item_put(stdout, items[j]);
+      fputc('\n', stdout);
+    }
+    fflush(stdout);
+    free(items);
+  }
+  return CLI_EXIT_OK;
+}
+
+/* ---- Step: bob goes away; alice sees it --------------------------------- */
+
+static int bob_online_for_alice(void *ud)
+{
+  const demo_t *d = ud;
+  const kith_roster_item_t *it = user_item(&d->users[0], d->users[1].bare);
+
+  return it && kith_roster_item_resource_count(it) > 0;
+}
+
+static int alice_saw_change(void *ud)
+{
+  return ((const demo_t *)ud)->users[0].changed;
+}
+
+static int step_presence(demo_t *d)
+{
+  demo_user_t *alice = &d->users[0], *bob = &d->users[1];
+  char buf[256];
+  kith_status_t rc;
+
+  /* Bob's server sent alice his presence when he approved her: wait for
+   * it, so that "away" is a change and not his first presence. */
+  rc = cli_wait(d->cli, d->ss, d->n_users, bob_online_for_alice, d);
+  if (rc == KITH_OK) {
+    alice->changed = 0;
+    rc = kith_roster_send_presence(bob->s.roster, NULL, NULL, NULL, "away",
+                                   "at lunch", DEMO_NO_PRIORITY);
+  }
+  if (rc == KITH_OK) {
+    cli_print(d->cli,
+              json_pack("{s:s, s:s, s:s, s:s}", "event", "presence", "user",
+                        bob->name, "show", "away", "status", "at lunch"),
+              "bob: presence away, status \"at lunch\"");
+    rc = cli_wait(d->cli, d->ss, d->n_users, alice_saw_change, d);
+  }
+  if (rc != KITH_OK)
+    return demo_fail(d, rc, "%s", cli_wait_error(d->cli, rc, buf, sizeof(buf)));
+  cli_print(d->cli,
+            json_pack("{s:s, s:s, s:s, s:s, s:s}", "event", "changed_status",
+                      "user", alice->name, "jid", alice->changed_jid, "show",
+                      alice->changed_show, "status", alice->changed_status),
+            "alice: changed_status %s show=%s status=\"%s\"",
+            alice->changed_jid, alice->changed_show, alice->changed_status);
+  return CLI_EXIT_OK;
+}
+
 /* ---- Step: everyone disconnects cleanly --------------------------------- */
 
 static int step_disconnect(demo_t *d)
@@ -215,8 +486,9 @@ static int step_disconnect(demo_t *d)
 }
 
 static const demo_step_t steps[] = {
-    {"connect", step_connect},
-    {"ping", step_ping},
+    {"connect", step_connect},       {"ping", step_ping},
+    {"subscribe", step_subscribe},   {"roster-set", step_roster_set},
+    {"rosters", step_rosters},       {"presence", step_presence},
     {"disconnect", step_disconnect},
 };
 
@@ -356,10 +628,24 @@ const cli_command_t cli_cmd_demo = {
     "show kith at work against a throwaway Prosody",
     "Starts a throwaway Prosody on 127.0.0.1 with tests/lab/lab.sh (found\n"
     "through $KITH_LAB_SCRIPT, the source tree, or PREFIX/share/kith), in a\n"
-    "new directory under /tmp. Then it connects alice and bob at the same\n"
-    "time, pings the server from each, disconnects both cleanly and stops\n"
-    "the server, also on failure or Ctrl-C. The connection options do not\n"
-    "apply; --timeout bounds the part after the server started.\n"
+    "new directory under /tmp. Then, in a few seconds:\n"
+    "  - alice and bob connect at the same time, each with a roster that\n"
+    "    accepts subscription requests and subscribes back, and go online;\n"
+    "  - each pings the server;\n"
+    "  - alice subscribes to bob (nick \"Alice\"); bob accepts and\n"
+    "    subscribes back, alice accepts, until both rosters show both;\n"
+    "  - alice names bob \"Bob\" in group Friends (a roster set) and waits\n"
+    "    for the server's push;\n"
+    "  - both rosters are printed (as in 'kith roster list');\n"
+    "  - bob goes away with status \"at lunch\"; alice sees changed_status;\n"
+    "  - both disconnect cleanly and the server stops, also on failure or\n"
+    "    Ctrl-C.\n"
+    "The connection options do not apply; --timeout bounds the part after\n"
+    "the server started. With --json every line is one object with an\n"
+    "\"event\": lab_started, connecting, session_start, roster_received,\n"
+    "pong, subscribe, subscription_request, subscribed, roster_set, roster\n"
+    "(\"items\" as 'kith roster list --json'), presence, changed_status,\n"
+    "disconnected, demo_finished.\n"
     "\n"
     "Options:\n"
     "  --keep-lab    keep the lab directory (configuration, logs) after\n"

@@ -16,10 +16,12 @@
 /* Add a command: write cmd_NAME.c defining a cli_command_t, declare it in
  * cli.h and list it here. */
 static const cli_command_t *const commands[] = {
-    &cli_cmd_ping,
-    &cli_cmd_demo,
+    &cli_cmd_ping,  &cli_cmd_roster, &cli_cmd_presence,
+    &cli_cmd_watch, &cli_cmd_demo,
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+/* The column of synopses in `kith --help`. */
+#define SYNOPSIS_WIDTH 20
 
 enum {
   OPT_JID = 256,
@@ -82,8 +84,16 @@ static void print_usage(FILE *f)
   fprintf(f, "Usage: kith [OPTIONS] COMMAND [ARGS]\n\n"
              "XMPP roster management and presence subscriptions.\n\n"
              "Commands:\n");
-  for (i = 0; i < N_COMMANDS; i++)
-    fprintf(f, "  %-12s  %s\n", commands[i]->synopsis, commands[i]->summary);
+  /* A synopsis too long for the column gets the summary on a line of its
+   * own. */
+  for (i = 0; i < N_COMMANDS; i++) {
+    const char *syn = commands[i]->synopsis;
+    if (strlen(syn) > SYNOPSIS_WIDTH)
+      fprintf(f, "  %s\n  %-*s  %s\n", syn, SYNOPSIS_WIDTH, "",
+              commands[i]->summary);
+    else
+      fprintf(f, "  %-*s  %s\n", SYNOPSIS_WIDTH, syn, commands[i]->summary);
+  }
   fprintf(f, "\n%s", global_help);
 }
 
