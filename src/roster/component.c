@@ -447,29 +447,13 @@ static void answer_request(const cin_t *in)
 /* Hand a delivered stanza to the owner: the events, and the policy. */
 static void deliver(const cin_t *in, kith__ptype_t type, unsigned old)
 {
-  switch (type) {
-  case KITH__PT_SUBSCRIBE:
-    emit_in(in, KITH_EVENT_PRESENCE_SUBSCRIBE);
-    emit_in(in, KITH_EVENT_ROSTER_SUBSCRIPTION_REQUEST);
+  kith_event_type_t ev[2];
+
+  kith__sub_events(type, old, ev);
+  emit_in(in, ev[0]);
+  emit_in(in, ev[1]);
+  if (type == KITH__PT_SUBSCRIBE)
     answer_request(in);
-    break;
-  case KITH__PT_SUBSCRIBED:
-    emit_in(in, KITH_EVENT_PRESENCE_SUBSCRIBED);
-    emit_in(in, KITH_EVENT_ROSTER_SUBSCRIPTION_AUTHORIZED);
-    break;
-  case KITH__PT_UNSUBSCRIBE:
-    emit_in(in, KITH_EVENT_PRESENCE_UNSUBSCRIBE);
-    emit_in(in, (old & KITH_ROSTER_PENDING_IN) && !(old & KITH_ROSTER_FROM)
-                    ? KITH_EVENT_ROSTER_SUBSCRIPTION_CANCELLED
-                    : KITH_EVENT_ROSTER_SUBSCRIPTION_REMOVE);
-    break;
-  default:
-    emit_in(in, KITH_EVENT_PRESENCE_UNSUBSCRIBED);
-    emit_in(in, (old & KITH_ROSTER_PENDING_OUT) && !(old & KITH_ROSTER_TO)
-                    ? KITH_EVENT_ROSTER_SUBSCRIPTION_REFUSED
-                    : KITH_EVENT_ROSTER_SUBSCRIPTION_REMOVED);
-    break;
-  }
 }
 
 /* The INBOUND rule, as the owner's server applies it (RFC 6121 A.3). */

@@ -245,37 +245,18 @@ static void on_subscription(const inbound_t *in, kith__ptype_t type)
 {
   unsigned old = flags_of(in->s, in->bare);
   kith__sub_result_t res;
+  kith_event_type_t ev[2];
   int pre = kith__sync_has_feature(in->s, KITH_NS_PRE_APPROVAL);
 
   /* The server delivered it, so it applied the inbound rule: do the same
    * to the local flags. */
   if (kith__sub_apply(KITH__SUB_INBOUND, type, old, pre, &res))
     set_flags(in->s, in->bare, res.flags);
-  switch (type) {
-  case KITH__PT_SUBSCRIBE:
-    emit_in(in, KITH_EVENT_PRESENCE_SUBSCRIBE);
-    emit_in(in, KITH_EVENT_ROSTER_SUBSCRIPTION_REQUEST);
+  kith__sub_events(type, old, ev);
+  emit_in(in, ev[0]);
+  emit_in(in, ev[1]);
+  if (type == KITH__PT_SUBSCRIBE)
     answer_request(in);
-    break;
-  case KITH__PT_SUBSCRIBED:
-    emit_in(in, KITH_EVENT_PRESENCE_SUBSCRIBED);
-    emit_in(in, KITH_EVENT_ROSTER_SUBSCRIPTION_AUTHORIZED);
-    break;
-  case KITH__PT_UNSUBSCRIBE:
-    emit_in(in, KITH_EVENT_PRESENCE_UNSUBSCRIBE);
-    /* A withdrawn request (we had not answered) is not a lost subscriber. */
-    emit_in(in, (old & KITH_ROSTER_PENDING_IN) && !(old & KITH_ROSTER_FROM)
-                    ? KITH_EVENT_ROSTER_SUBSCRIPTION_CANCELLED
-                    : KITH_EVENT_ROSTER_SUBSCRIPTION_REMOVE);
-    break;
-  default:
-    emit_in(in, KITH_EVENT_PRESENCE_UNSUBSCRIBED);
-    /* An answer to our pending request is a refusal, not a revocation. */
-    emit_in(in, (old & KITH_ROSTER_PENDING_OUT) && !(old & KITH_ROSTER_TO)
-                    ? KITH_EVENT_ROSTER_SUBSCRIPTION_REFUSED
-                    : KITH_EVENT_ROSTER_SUBSCRIPTION_REMOVED);
-    break;
-  }
   if (res.actions & KITH__SUB_A_FORGET_PRESENCE)
     forget_presence(in);
 }

@@ -306,3 +306,29 @@ const char *kith__sub_ptype_name(kith__ptype_t type)
 
   return (unsigned)type < KITH__PT_COUNT ? names[type] : "?";
 }
+
+void kith__sub_events(kith__ptype_t type, unsigned old, kith_event_type_t ev[2])
+{
+  switch (type) {
+  case KITH__PT_SUBSCRIBE:
+    ev[0] = KITH_EVENT_PRESENCE_SUBSCRIBE;
+    ev[1] = KITH_EVENT_ROSTER_SUBSCRIPTION_REQUEST;
+    return;
+  case KITH__PT_SUBSCRIBED:
+    ev[0] = KITH_EVENT_PRESENCE_SUBSCRIBED;
+    ev[1] = KITH_EVENT_ROSTER_SUBSCRIPTION_AUTHORIZED;
+    return;
+  case KITH__PT_UNSUBSCRIBE:
+    ev[0] = KITH_EVENT_PRESENCE_UNSUBSCRIBE;
+    ev[1] = (old & KITH_ROSTER_PENDING_IN) && !(old & KITH_ROSTER_FROM)
+                ? KITH_EVENT_ROSTER_SUBSCRIPTION_CANCELLED
+                : KITH_EVENT_ROSTER_SUBSCRIPTION_REMOVE;
+    return;
+  default:
+    ev[0] = KITH_EVENT_PRESENCE_UNSUBSCRIBED;
+    ev[1] = (old & KITH_ROSTER_PENDING_OUT) && !(old & KITH_ROSTER_TO)
+                ? KITH_EVENT_ROSTER_SUBSCRIPTION_REFUSED
+                : KITH_EVENT_ROSTER_SUBSCRIPTION_REMOVED;
+    return;
+  }
+}

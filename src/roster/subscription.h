@@ -60,6 +60,7 @@
 #ifndef KITH_ROSTER_SUBSCRIPTION_H
 #define KITH_ROSTER_SUBSCRIPTION_H
 
+#include "kith/event.h"
 #include "kith/roster.h"
 
 /** Who sends the subscription stanza: the owner, or the contact. */
@@ -202,5 +203,15 @@ kith_sub_t kith__sub_of(unsigned flags);
 kith__ptype_t kith__sub_ptype(const char *type);
 /** "subscribe", "subscribed", "unsubscribe", "unsubscribed", or "?". */
 const char *kith__sub_ptype_name(kith__ptype_t type);
+
+/*
+ * The two events a DELIVERED subscription stanza raises for its owner, by
+ * type and the item's flags before the stanza: the presence_* event, and
+ * the roster_subscription_* one. An 'unsubscribe' that withdraws a request
+ * we never answered is "cancelled" rather than "remove"; an 'unsubscribed'
+ * that answers our pending request is "refused" rather than "removed".
+ */
+void kith__sub_events(kith__ptype_t type, unsigned old_flags,
+                      kith_event_type_t ev[2]);
 
 #endif /* KITH_ROSTER_SUBSCRIPTION_H */
