@@ -3,13 +3,17 @@
  *
  * For 1,000 / 10,000 / 100,000 / 1,000,000 items (names, 0-3 groups), build
  * one roster result, feed it in 4 KiB chunks through the real stream parser
- * and the roster code (wire walk + model upsert), in memory, and time expat
- * alone parsing the same bytes in the same chunks. Each size runs in its
- * own child process so that peak RSS means something.
+ * in item-streaming mode (default 256 KiB stanza limit) and the roster
+ * sync's per-item step (kith__sync_fetch_item: wire item read + model
+ * upsert, the code a client fetch runs), then finish the fetch with the
+ * shell; in memory, and time expat alone parsing the same bytes in the
+ * same chunks. Each size runs in its own child process so that peak RSS
+ * means something (it is read before the extra whole-tree run).
  *
  * Prints: items, bytes, kith ns/item, kith MB/s, expat ns/item, the ratio
  * kith/expat, roster heap per item (all of it, and beyond the item's own
- * strings), and peak RSS.
+ * strings), peak RSS, and for comparison ns/item of the old path (the
+ * result built as one tree under a raised limit, then walked).
  *
  *   roster_ingest [MAX_ITEMS]
  */
@@ -25,6 +29,7 @@
 #include "core/buf.h"
 #include "kith/roster.h"
 #include "roster/model.h"
+#include "roster/sync.h"
 #include "roster/wire.h"
 #include "xml/parser.h"
 
@@ -176,13 +181,44 @@ static double time_expat(const char *in, size_t len)
   return t0;
 }
 
-/* ---- kith -------------------------------------------------------------- */
+/* ---- kith: streamed (the real path) ------------------------------------ */
 
 typedef struct run {
+  kith__sync_req_t *req;
   kith_roster_node_t *node;
-  size_t items;
+  size_t items, stanzas;
   kith_status_t rc;
 } run_t;
+
+static void on_item(void *ud, const kith_stanza_t *shell,
+                    const kith_stanza_t *item)
+{
+  kith__sync_fetch_item(((run_t *)ud)->req, shell, item);
+}
+
+static void on_shell(void *ud, kith_stanza_t *st)
+{
+  run_t *r = ud;
+
+  r->stanzas++;
+  r->rc = kith__sync_fetch_finish(r->req, st);
+  kith_stanza_free(st);
+}
+
+static void feed_all(kith__parser_t *p, const char *in, size_t len)
+{
+  size_t off;
+
+  for (off = 0; off < len; off += CHUNK) {
+    size_t k = len - off < CHUNK ? len - off : CHUNK;
+    if (kith__parser_feed(p, in + off, k) != KITH_OK) {
+      fprintf(stderr, "parser: %s\n", kith__parser_error_text(p));
+      exit(1);
+    }
+  }
+}
+
+/* ---- kith: the old whole-tree path, for comparison ----------------------- */
 
 static kith_status_t put_item(void *ud, const kith__wire_item_view_t *it)
 {
@@ -204,7 +240,7 @@ static kith_status_t put_item(void *ud, const kith__wire_item_view_t *it)
   return KITH_OK;
 }
 
-static void on_stanza(void *ud, kith_stanza_t *st)
+static void on_tree(void *ud, kith_stanza_t *st)
 {
   run_t *r = ud;
   kith__wire_roster_info_t info;
@@ -215,73 +251,105 @@ static void on_stanza(void *ud, kith_stanza_t *st)
   kith_stanza_free(st);
 }
 
-static void one_size(size_t n)
+static double time_tree(const char *in, size_t len, size_t n)
 {
-  size_t len = 0, strings = 0, off;
+  kith_roster_t *roster = NULL;
+  kith__parser_t *p = NULL;
+  kith__parser_cbs_t cbs = {NULL, on_tree, NULL};
+  run_t r = {NULL, NULL, 0, 0, KITH_OK};
+  double t0;
+
+  kith_roster_new(NULL, &roster);
+  kith__roster_set_max_items(roster, n + 1);
+  kith_roster_add_node(roster, "me@example.com", &r.node);
+  kith__parser_new(NULL, &cbs, &r, &p);
+  kith__parser_set_limits(p, len, 0); /* the whole result is one tree */
+  t0 = now_s();
+  feed_all(p, in, len);
+  t0 = now_s() - t0;
+  if (r.rc != KITH_OK || r.items != n) {
+    fprintf(stderr, "tree ingest failed\n");
+    exit(1);
+  }
+  kith__parser_free(p);
+  kith_roster_free(roster);
+  return t0;
+}
+
+static void one_size(size_t n, int tree)
+{
+  size_t len = 0, strings = 0;
   char *in = make_input(n, &len, &strings);
   counter_t c = {0, 0};
   kith_allocator_t a = {c_malloc, c_realloc, c_free, &c};
   kith_ctx_t *rctx = NULL;
   kith_roster_t *roster = NULL;
   kith__parser_t *p = NULL;
-  kith__parser_cbs_t cbs = {NULL, on_stanza, NULL};
-  run_t r = {NULL, 0, KITH_OK};
-  double t_kith, t_expat, t0;
+  kith__parser_cbs_t cbs = {NULL, on_shell, NULL};
+  run_t r = {NULL, NULL, 0, 0, KITH_OK};
+  double t_kith, t_expat, t_tree = 0, t0;
   struct rusage ru;
+  size_t heap;
 
   t_expat = time_expat(in, len);
   kith_ctx_new(&a, &rctx);
   kith_roster_new(rctx, &roster);
-  kith__roster_set_max_items(roster, n + 1);
-  kith_roster_add_node(roster, "me@example.com", &r.node);
+  kith__roster_set_self(roster, "me@example.com");
+  r.node = kith_roster_self(roster);
+  r.req = kith__sync_fetch_new(roster);
   kith__parser_new(NULL, &cbs, &r, &p);
-  /* One roster result is one stanza: the limit must let it through. */
-  kith__parser_set_limits(p, len, 0);
+  /* The default 256 KiB stanza limit stays: items stream out. */
+  kith__parser_set_item_stream(p, "jabber:iq:roster", on_item, &r);
   t0 = now_s();
-  for (off = 0; off < len; off += CHUNK) {
-    size_t k = len - off < CHUNK ? len - off : CHUNK;
-    if (kith__parser_feed(p, in + off, k) != KITH_OK) {
-      fprintf(stderr, "parser: %s\n", kith__parser_error_text(p));
-      exit(1);
-    }
-  }
+  feed_all(p, in, len);
   t_kith = now_s() - t0;
-  if (r.rc != KITH_OK || r.items != n) {
+  if (r.rc != KITH_OK || r.stanzas != 1 || kith_roster_node_size(r.node) != n) {
     fprintf(stderr, "ingest failed: %s, %zu of %zu items\n",
-            kith_strerror(r.rc), r.items, n);
+            kith_strerror(r.rc), kith_roster_node_size(r.node), n);
     exit(1);
   }
-  getrusage(RUSAGE_SELF, &ru);
-  printf("%9zu %8.1f MB %8.0f %8.1f %8.0f %6.2fx %8.1f %8.1f %8.1f MB\n", n,
-         (double)len / 1e6, t_kith * 1e9 / (double)n,
-         (double)len / 1e6 / t_kith, t_expat * 1e9 / (double)n,
-         t_kith / t_expat, (double)c.live / (double)n,
-         (double)(c.live - strings) / (double)n, (double)ru.ru_maxrss / 1024.0);
+  kith__sync_fetch_free(r.req);
   kith__parser_free(p);
+  heap = c.live;
+  getrusage(RUSAGE_SELF, &ru);
   kith_roster_free(roster);
   kith_ctx_free(rctx);
+  if (tree)
+    t_tree = time_tree(in, len, n);
+  printf("%9zu %8.1f MB %8.0f %8.1f %8.0f %6.2fx %8.1f %8.1f %8.1f MB", n,
+         (double)len / 1e6, t_kith * 1e9 / (double)n,
+         (double)len / 1e6 / t_kith, t_expat * 1e9 / (double)n,
+         t_kith / t_expat, (double)heap / (double)n,
+         (double)(heap - strings) / (double)n, (double)ru.ru_maxrss / 1024.0);
+  if (tree)
+    printf(" %8.0f\n", t_tree * 1e9 / (double)n);
+  else
+    printf(" %8s\n", "-");
   free(in);
 }
 
 int main(int argc, char **argv)
 {
   size_t max = argc > 1 ? (size_t)strtoull(argv[1], NULL, 10) : 1000000;
+  int tree = argc > 2 ? atoi(argv[2]) : 1;
   size_t n;
 
   printf("roster_ingest: one roster result fed in %d-byte chunks through "
-         "kith's stream parser,\nwire walk and roster model, against expat "
-         "alone on the same bytes.\n\n",
+         "kith's stream parser\n(items streamed, 256 KiB stanza limit) and "
+         "the roster fetch's per-item step,\nagainst expat alone on the same "
+         "bytes. 'tree': the old whole-tree path.\n"
+         "Usage: roster_ingest [MAX_ITEMS [TREE(0|1)]]\n\n",
          CHUNK);
-  printf("%9s %11s %8s %8s %8s %7s %8s %8s %11s\n", "items", "input", "kith",
-         "kith", "expat", "kith/", "heap/", "beyond", "peak");
-  printf("%9s %11s %8s %8s %8s %7s %8s %8s %11s\n", "", "", "ns/item", "MB/s",
-         "ns/item", "expat", "item B", "strs B", "RSS");
+  printf("%9s %11s %8s %8s %8s %7s %8s %8s %11s %8s\n", "items", "input",
+         "kith", "kith", "expat", "kith/", "heap/", "beyond", "peak", "tree");
+  printf("%9s %11s %8s %8s %8s %7s %8s %8s %11s %8s\n", "", "", "ns/item",
+         "MB/s", "ns/item", "expat", "item B", "strs B", "RSS", "ns/item");
   fflush(stdout);
   for (n = 1000; n <= max; n *= 10) {
     pid_t pid = fork();
     int st;
     if (pid == 0) {
-      one_size(n);
+      one_size(n, tree);
       fflush(stdout);
       _exit(0);
     }

@@ -7,6 +7,9 @@
  * every stanza and resuming); both runs must deliver the same events and end
  * in the same state. Every stanza delivered is serialized, parsed again with
  * kith_stanza_parse() and serialized again, which must give the same text.
+ * Flags bit 4 turns item streaming on (jabber:iq:roster) in both runs:
+ * streamed items and the shells' streamed counts are logged and compared
+ * too.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -25,6 +28,7 @@ struct run {
   kith__parser_t *p;
   kith__buf_t log;
   int stop_each; /* kith__parser_stop() after every stanza */
+  int stream;    /* item streaming on */
   int stopped;
 };
 
@@ -73,8 +77,27 @@ static void on_stanza(void *ud, kith_stanza_t *st)
 {
   struct run *r = ud;
 
+  size_t n;
+
   round_trip(st, &r->log);
+  if (kith__parser_streamed(r->p, &n))
+    kith__buf_printf(&r->log, "N %zu\n", n);
   kith_stanza_free(st);
+  if (r->stop_each) {
+    kith__parser_stop(r->p);
+    r->stopped = 1;
+  }
+}
+
+static void on_item(void *ud, const kith_stanza_t *shell,
+                    const kith_stanza_t *item)
+{
+  struct run *r = ud;
+
+  check(kith_stanza_parent(kith_stanza_parent(item)) == shell,
+        "streamed item not under the shell", NULL);
+  kith__buf_adds(&r->log, "I ");
+  round_trip(item, &r->log);
   if (r->stop_each) {
     kith__parser_stop(r->p);
     r->stopped = 1;
@@ -109,6 +132,9 @@ static kith_status_t run_once(struct run *r, const char *doc, size_t len,
   kith__buf_init(&r->log, NULL, (size_t)1 << 26);
   if (kith__parser_new(NULL, &cbs, r, &r->p) != KITH_OK)
     abort();
+  if (r->stream && kith__parser_set_item_stream(r->p, "jabber:iq:roster",
+                                                on_item, r) != KITH_OK)
+    abort();
   while (rc == KITH_OK && off < len) {
     size_t n = nsizes ? sizes[i++ % nsizes] : len;
 
@@ -138,6 +164,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   for (i = 0; i < nsizes; i++)
     sizes[i] = (size_t)data[1 + i] + 1;
   pieces.stop_each = (data[0] & 8) != 0;
+  whole.stream = pieces.stream = (data[0] & 16) != 0;
   data += 1 + nsizes;
   size -= 1 + nsizes;
 

@@ -23,6 +23,31 @@
 
 /* ---- State ------------------------------------------------------------ */
 
+/*
+ * A fetch's result as it is applied, item by item (see sync.h): the JIDs
+ * the cache held when the result started, in an open-addressing set, each
+ * marked when the result names it; what was applied; the scratch for
+ * reading items.
+ */
+typedef struct kith__sync_fetch {
+  int begun;    /* the cache was looked at (stale set made) */
+  int overflow; /* the item limit was hit: the rest is dropped */
+  int no_stale; /* the stale set could not be made: remove nothing */
+  size_t lost;  /* items that could not be stored */
+  size_t given; /* streamed elements given to kith__sync_fetch_item() */
+  char **old;   /* JIDs cached at the start (copies) */
+  size_t nold;
+  size_t *slots; /* index into old + 1, 0 = free; mask + 1 of them */
+  size_t mask;
+  unsigned char *seen;     /* per old JID: named by the result */
+  const kith_stanza_t *st; /* the stanza the items come from, for events */
+  kith__wire_walk_t walk;
+  kith__wire_roster_info_t info;
+} kith__sync_fetch_t;
+
+static void fetch_free(kith_ctx_t *ctx, kith__sync_fetch_t *f);
+static void forget_version(kith__sync_t *s);
+
 static void detach_handlers(kith__sync_t *s)
 {
   kith__sync_req_t *req, *list = s->reqs;
@@ -34,6 +59,9 @@ static void detach_handlers(kith__sync_t *s)
   kith_conn_off(s->conn, s->h_start);
   kith_conn_off(s->conn, s->h_disconnect);
   kith_conn_off(s->conn, s->h_free);
+  if (s->streaming)
+    kith__conn_set_item_stream(s->conn, NULL, NULL, NULL);
+  s->streaming = 0;
   s->h_push = s->h_presence = s->h_start = s->h_disconnect = s->h_free = 0;
   s->conn = NULL;
   s->reqs = NULL;
@@ -43,6 +71,8 @@ static void detach_handlers(kith__sync_t *s)
   while ((req = list) != NULL) {
     list = req->next;
     req->sync = NULL;
+    if (req->result && req->result->begun)
+      forget_version(s); /* items were applied; the result never ended */
     if (req->cb)
       req->cb(s->roster, KITH_ECANCELED, NULL, req->ud);
   }
@@ -57,6 +87,7 @@ static void on_conn_free(kith_conn_t *conn, void *ud)
 
   (void)conn;
   s->h_push = s->h_presence = s->h_start = s->h_disconnect = s->h_free = 0;
+  s->streaming = 0;
   s->conn = NULL;
 }
 
@@ -199,6 +230,13 @@ static kith__sync_req_t *req_new(kith__sync_t *s, int is_fetch,
   return req;
 }
 
+static void req_free(kith__sync_req_t *req)
+{
+  fetch_free(req->ctx, req->result);
+  kith__free(req->ctx, req->id);
+  kith__free(req->ctx, req);
+}
+
 static void req_unlink(kith__sync_t *s, kith__sync_req_t *req)
 {
   kith__sync_req_t **pp;
@@ -214,16 +252,25 @@ static void req_unlink(kith__sync_t *s, kith__sync_req_t *req)
 static kith_status_t req_send(kith__sync_t *s, kith_stanza_t *iq,
                               kith__sync_req_t *req, kith_iq_cb on_reply)
 {
-  kith_status_t rc;
+  kith_status_t rc = KITH_OK;
 
   if (req == NULL) {
     kith_stanza_free(iq);
     return KITH_ENOMEM;
   }
-  rc = kith_conn_send_iq(s->conn, iq, 0, on_reply, req);
+  /* A fetch knows its id before sending, to match streamed items. */
+  if (req->fetch) {
+    char idbuf[32];
+
+    req->id =
+        kith__strdup(req->ctx, kith_conn_new_id(s->conn, idbuf, sizeof(idbuf)));
+    rc = req->id ? kith_stanza_set_attr(iq, "id", req->id) : KITH_ENOMEM;
+  }
+  if (rc == KITH_OK)
+    rc = kith_conn_send_iq(s->conn, iq, 0, on_reply, req);
   kith_stanza_free(iq);
   if (rc != KITH_OK) {
-    kith__free(kith__roster_ctx(s->roster), req);
+    req_free(req);
     return rc;
   }
   req->next = s->reqs;
@@ -276,16 +323,21 @@ static kith_status_t apply_item(kith__sync_t *s, kith_roster_node_t *node,
                                 const kith__wire_item_view_t *v,
                                 const kith_stanza_t *st)
 {
-  kith_roster_item_t *it = kith__roster_item_find_norm(node, v->jid);
-  kith__stranger_t *str = kith__sync_stranger(s, v->jid);
-  unsigned tracked = it ? kith_roster_item_flags(it) : str ? str->flags : 0;
+  kith__stranger_t *str = s->nstrangers ? kith__sync_stranger(s, v->jid) : NULL;
+  kith_roster_item_t *it = NULL;
+  unsigned tracked;
   int changed = 0, fchanged;
   kith_status_t rc;
 
+  /* One lookup: the upsert leaves an existing item's flags alone, and a
+   * new item starts with none, so its flags are read after it. */
   rc = kith__roster_item_upsert_norm(node, v->jid, v->name, v->groups,
                                      v->ngroups, &it, &changed);
   if (rc != KITH_OK)
     return rc;
+  tracked = kith_roster_item_flags(it);
+  if (str && tracked == 0)
+    tracked = str->flags;
   fchanged = kith__roster_item_set_flags(it, item_flags(v, tracked));
   if (str)
     drop_stranger(s, str); /* the contact has an item now */
@@ -308,112 +360,284 @@ static void remove_item(kith__sync_t *s, kith_roster_node_t *node,
 
 /* ---- Roster results --------------------------------------------------- */
 
-static int cmp_str(const void *a, const void *b)
+static size_t jid_hash(const char *s)
 {
-  return strcmp(*(const char *const *)a, *(const char *const *)b);
+  size_t h = 1469598103934665603u;
+
+  while (*s)
+    h = (h ^ (unsigned char)*s++) * 1099511628211u;
+  return h;
 }
 
-/* The JIDs (copies) of the node's items that `items` does not name. */
-static kith_status_t stale_items(kith_ctx_t *ctx, const kith_roster_node_t *n,
-                                 const kith__wire_item_t *items, size_t count,
-                                 char ***out, size_t *nout)
+static kith__sync_fetch_t *fetch_new(kith_ctx_t *ctx)
 {
-  size_t i, cursor = 0, k = 0, size = kith_roster_node_size(n);
-  const char **keys = kith__calloc(ctx, count ? count : 1, sizeof(*keys));
-  char **stale = kith__calloc(ctx, size ? size : 1, sizeof(*stale));
+  kith__sync_fetch_t *f = kith__calloc(ctx, 1, sizeof(*f));
+
+  if (f)
+    kith__wire_walk_init(&f->walk, ctx);
+  return f;
+}
+
+static void fetch_free(kith_ctx_t *ctx, kith__sync_fetch_t *f)
+{
+  size_t i;
+
+  if (f == NULL)
+    return;
+  for (i = 0; i < f->nold; i++)
+    kith__free(ctx, f->old[i]);
+  kith__free(ctx, f->old);
+  kith__free(ctx, f->slots);
+  kith__free(ctx, f->seen);
+  kith__wire_walk_done(&f->walk);
+  kith__free(ctx, f);
+}
+
+/* Note the JIDs the cache holds before the result changes anything. */
+static kith_status_t fetch_begin(kith_ctx_t *ctx, kith__sync_fetch_t *f,
+                                 const kith_roster_node_t *node)
+{
+  size_t n = kith_roster_node_size(node), cap = 8, cursor = 0, h;
   kith_roster_item_t *it;
-  kith_status_t rc = keys && stale ? KITH_OK : KITH_ENOMEM;
 
-  for (i = 0; rc == KITH_OK && i < count; i++)
-    keys[i] = items[i].jid;
-  if (rc == KITH_OK)
-    qsort(keys, count, sizeof(*keys), cmp_str);
-  while (rc == KITH_OK && (it = kith_roster_node_next(n, &cursor)) != NULL) {
+  f->begun = 1;
+  if (n == 0)
+    return KITH_OK;
+  while (cap < 2 * n)
+    cap *= 2;
+  f->old = kith__calloc(ctx, n, sizeof(*f->old));
+  f->slots = kith__calloc(ctx, cap, sizeof(*f->slots));
+  f->seen = kith__calloc(ctx, n, 1);
+  f->mask = cap - 1;
+  if (f->old == NULL || f->slots == NULL || f->seen == NULL)
+    goto nomem;
+  while ((it = kith_roster_node_next(node, &cursor)) != NULL && f->nold < n) {
     const char *jid = kith_roster_item_jid(it);
-    if (count && bsearch(&jid, keys, count, sizeof(*keys), cmp_str))
-      continue;
-    if ((stale[k] = kith__strdup(ctx, jid)) == NULL)
-      rc = KITH_ENOMEM;
-    else
-      k++;
+
+    if ((f->old[f->nold] = kith__strdup(ctx, jid)) == NULL)
+      goto nomem;
+    for (h = jid_hash(jid) & f->mask; f->slots[h]; h = (h + 1) & f->mask)
+      ;
+    f->slots[h] = ++f->nold;
   }
-  kith__free(ctx, keys);
-  if (rc != KITH_OK) {
-    while (k)
-      kith__free(ctx, stale[--k]);
-    kith__free(ctx, stale);
-    stale = NULL;
-  }
-  *out = stale;
-  *nout = k;
-  return rc;
+  return KITH_OK;
+
+nomem:
+  f->no_stale = 1;
+  return KITH_ENOMEM;
 }
 
-/* A full roster replaces the cached one: stale items go (each with an
- * event), every item is upserted, the version is set (cleared when the
- * result has none: the old one no longer describes the cache). */
-static kith_status_t replace_roster(kith__sync_t *s, const kith_stanza_t *iq,
-                                    kith__wire_item_t *items, size_t n,
-                                    const char *ver)
+static void fetch_mark(kith__sync_fetch_t *f, const char *jid)
 {
-  kith_ctx_t *ctx = kith__roster_ctx(s->roster);
-  kith_roster_node_t *node = kith__sync_self(s);
-  kith__wire_item_view_t v;
-  char **stale = NULL;
-  size_t i, nstale = 0;
-  int lost = 0;
+  size_t h;
+
+  if (f->nold == 0)
+    return;
+  for (h = jid_hash(jid) & f->mask; f->slots[h]; h = (h + 1) & f->mask)
+    if (strcmp(f->old[f->slots[h] - 1], jid) == 0) {
+      f->seen[f->slots[h] - 1] = 1;
+      return;
+    }
+}
+
+/*
+ * THE per-item step of a roster result, for a result built as a tree
+ * (kith__wire_roster_foreach) and for streamed items
+ * (kith__wire_roster_item) alike: note the item as named, upsert it, raise
+ * roster_update. A kith__wire_item_fn; `ud` is the fetch request.
+ */
+static kith_status_t fetch_item(void *ud, const kith__wire_item_view_t *v)
+{
+  kith__sync_req_t *req = ud;
+  kith__sync_fetch_t *f = req->result;
+  kith_ctx_t *ctx = req->ctx;
+  kith_roster_node_t *node = req->sync ? kith__sync_self(req->sync) : NULL;
   kith_status_t rc;
 
   if (node == NULL)
     return KITH_ESTATE;
-  rc = stale_items(ctx, node, items, n, &stale, &nstale);
-  for (i = 0; i < nstale; i++) {
-    /* Handlers run in between and may have removed the node. */
-    if ((node = kith__sync_self(s)) != NULL)
-      remove_item(s, node, stale[i], iq);
-    kith__free(ctx, stale[i]);
+  if (!f->begun && fetch_begin(ctx, f, node) != KITH_OK)
+    kith__warn(ctx, "roster", "out of memory: stale items will stay");
+  if (f->overflow)
+    return KITH_OK;
+  fetch_mark(f, v->jid);
+  rc = apply_item(req->sync, node, v, f->st);
+  if (rc == KITH_ELIMIT) {
+    f->overflow = 1;
+    kith__warn(ctx, "roster",
+               "roster result exceeds the item limit (%zu items): "
+               "the rest is dropped and the fetch fails",
+               kith_roster_node_size(node));
+  } else if (rc != KITH_OK) {
+    kith__warn(ctx, "roster", "roster item %s not stored: %s", v->jid,
+               kith_strerror(rc));
+    f->lost++;
   }
-  kith__free(ctx, stale);
-  for (i = 0; rc == KITH_OK && i < n; i++) {
-    if ((node = kith__sync_self(s)) == NULL)
-      return KITH_ESTATE;
-    kith__wire_item_view(&items[i], &v);
-    if (apply_item(s, node, &v, iq) != KITH_OK) {
-      kith__warn(ctx, "roster", "roster item %s not stored", v.jid);
-      lost = 1;
-    }
-  }
-  /* A cache missing an item must not claim the version: the next fetch
-   * then asks for everything again. */
-  if (rc == KITH_OK && (node = kith__sync_self(s)) != NULL &&
-      kith__roster_node_set_version(node, lost ? NULL : ver) != KITH_OK)
-    kith__roster_node_set_version(node, NULL);
-  return rc;
+  return KITH_OK;
 }
 
-static kith_status_t apply_result(kith__sync_t *s, const kith_stanza_t *iq)
+/* The pending fetch a streamed item's shell answers, or NULL. The
+ * sender rule is dispatch.c's for a request sent with no 'to'. */
+static kith__sync_req_t *stream_req(kith__sync_t *s, const kith_stanza_t *shell)
+{
+  const char *id = kith_stanza_id(shell), *from = kith_stanza_from(shell);
+  kith_conn_t *conn = s->conn;
+  kith__sync_req_t *req;
+  char *nfrom = NULL;
+  int ok;
+
+  if (id == NULL)
+    return NULL;
+  for (req = s->reqs; req; req = req->next)
+    if (req->fetch && req->id && strcmp(req->id, id) == 0)
+      break;
+  if (req == NULL || from == NULL)
+    return req;
+  /* Every item of one result has the same shell: check its sender once. */
+  if (req->result && req->result->st == shell)
+    return req;
+  if (kith_jid_normalize(kith__roster_ctx(s->roster), from, 0, &nfrom, NULL) !=
+      KITH_OK)
+    return NULL;
+  ok = (conn->jid && (strcmp(nfrom, kith_jid_bare(conn->jid)) == 0 ||
+                      strcmp(nfrom, kith_jid_domain(conn->jid)) == 0)) ||
+       (conn->bound_jid && strcmp(nfrom, conn->bound_jid) == 0);
+  kith__free(kith__roster_ctx(s->roster), nfrom);
+  return ok ? req : NULL;
+}
+
+void kith__sync_fetch_item(kith__sync_req_t *req, const kith_stanza_t *shell,
+                           const kith_stanza_t *item)
+{
+  if (req->result == NULL && (req->result = fetch_new(req->ctx)) == NULL) {
+    kith__warn(req->ctx, "roster", "out of memory: roster item lost");
+    return;
+  }
+  if (req->result->st != shell && req->result->st != NULL)
+    return; /* a second result with the same id: only the first counts */
+  req->result->st = shell;
+  req->result->given++;
+  kith__wire_roster_item(&req->result->walk, item, fetch_item, req,
+                         &req->result->info);
+}
+
+/* The parser's item callback (kith__conn_set_item_stream). */
+static void on_stream_item(void *ud, const kith_stanza_t *shell,
+                           const kith_stanza_t *item)
+{
+  kith__sync_t *s = ud;
+  kith__sync_req_t *req = stream_req(s, shell);
+
+  if (req == NULL) {
+    kith__debug(kith__roster_ctx(s->roster), "roster",
+                "streamed item dropped: not a pending fetch's result");
+    return;
+  }
+  kith__sync_fetch_item(req, shell, item);
+}
+
+/* The cache no longer matches any version: the next fetch is full. */
+static void forget_version(kith__sync_t *s)
+{
+  kith_roster_node_t *node = kith__sync_self(s);
+
+  if (node)
+    kith__roster_node_set_version(node, NULL);
+}
+
+/* Items of the cache the result did not name go (each with an event). */
+static void remove_stale(kith__sync_t *s, kith__sync_fetch_t *f,
+                         const kith_stanza_t *iq)
+{
+  size_t i;
+
+  for (i = 0; i < f->nold; i++) {
+    /* Handlers run in between and may have removed the node. */
+    kith_roster_node_t *node = f->seen[i] ? NULL : kith__sync_self(s);
+
+    if (node)
+      remove_item(s, node, f->old[i], iq);
+  }
+}
+
+/*
+ * The fetch's reply arrived: apply what is left of it (all of a result
+ * built as a tree; nothing for the shell of a streamed one, whose items
+ * were applied as they came), then finish it.
+ */
+static kith_status_t finish_result(kith__sync_t *s, kith__sync_req_t *req,
+                                   const kith_stanza_t *iq)
 {
   kith_ctx_t *ctx = kith__roster_ctx(s->roster);
-  kith__wire_item_t *items = NULL;
-  size_t n = 0, skipped = 0;
-  const char *ver = NULL;
-  int unchanged = 0;
+  kith__wire_roster_info_t info;
+  kith_roster_node_t *node = kith__sync_self(s);
+  kith__sync_fetch_t *f;
+  size_t streamed = 0;
   kith_status_t rc;
 
-  rc = kith__wire_parse_roster_result(ctx, iq, &items, &n, &ver, &unchanged,
-                                      &skipped);
+  if (node == NULL)
+    return KITH_ESTATE;
+  if (req->result == NULL && (req->result = fetch_new(ctx)) == NULL)
+    return KITH_ENOMEM;
+  f = req->result;
+  /* Every item the parser streamed out of this reply must have come
+   * here; if some went elsewhere (another consumer took the connection's
+   * stream over, or memory ran out), the result is incomplete and must
+   * not replace the cache. */
+  if (s->conn && s->conn->parser &&
+      kith__parser_streamed(s->conn->parser, &streamed) &&
+      streamed != f->given) {
+    kith__warn(ctx, "roster",
+               "roster result incomplete: %zu of %zu streamed items seen",
+               f->given, streamed);
+    return KITH_ESTATE;
+  }
+  f->st = iq;
+  rc = kith__wire_roster_foreach(ctx, iq, fetch_item, req, &info);
   if (rc != KITH_OK) {
     kith__warn(ctx, "roster", "bad roster result: %s", kith_strerror(rc));
     return rc;
   }
-  if (skipped)
-    kith__warn(ctx, "roster", "%zu invalid roster items skipped", skipped);
   /* No <query/>: nothing changed since our version (RFC 6121 2.6.3); the
    * pushes that follow bring any changes. */
-  if (!unchanged)
-    rc = replace_roster(s, iq, items, n, ver);
-  kith__wire_items_free(ctx, items, n);
+  if (info.unchanged)
+    return KITH_OK;
+  if (!f->begun && fetch_begin(ctx, f, node) != KITH_OK)
+    kith__warn(ctx, "roster", "out of memory: stale items will stay");
+  if (f->overflow)
+    return KITH_ELIMIT;
+  if (!f->no_stale)
+    remove_stale(s, f, iq);
+  /* A cache missing an item must not claim the version: the next fetch
+   * then asks for everything again. */
+  if ((node = kith__sync_self(s)) != NULL &&
+      kith__roster_node_set_version(
+          node, f->lost || f->no_stale ? NULL : info.ver) != KITH_OK)
+    kith__roster_node_set_version(node, NULL);
+  return KITH_OK;
+}
+
+kith__sync_req_t *kith__sync_fetch_new(kith_roster_t *roster)
+{
+  kith__sync_t *s = roster ? kith__sync_get(roster, 1) : NULL;
+
+  return s ? req_new(s, 1, NULL, NULL) : NULL;
+}
+
+kith_status_t kith__sync_fetch_finish(kith__sync_req_t *req,
+                                      const kith_stanza_t *reply)
+{
+  kith_status_t rc = finish_result(req->sync, req, reply);
+
+  if (rc != KITH_OK && req->result && req->result->begun)
+    forget_version(req->sync);
   return rc;
+}
+
+void kith__sync_fetch_free(kith__sync_req_t *req)
+{
+  if (req)
+    req_free(req);
 }
 
 /* ---- Fetch ------------------------------------------------------------ */
@@ -428,7 +652,10 @@ static void on_fetch_reply(kith_conn_t *conn, kith_status_t status,
   if (s != NULL) {
     req_unlink(s, req);
     if (status == KITH_OK)
-      status = apply_result(s, reply);
+      status = finish_result(s, req, reply);
+    /* Items were applied but the result did not complete. */
+    if (status != KITH_OK && req->result && req->result->begun)
+      forget_version(s);
     if (status == KITH_OK) {
       memset(&ev, 0, sizeof(ev));
       ev.type = KITH_EVENT_ROSTER_RECEIVED;
@@ -447,7 +674,7 @@ static void on_fetch_reply(kith_conn_t *conn, kith_status_t status,
     if (req->cb)
       req->cb(s->roster, status, reply, req->ud);
   }
-  kith__free(req->ctx, req);
+  req_free(req);
 }
 
 /*
@@ -591,7 +818,7 @@ static void on_set_reply(kith_conn_t *conn, kith_status_t status,
     if (req->cb)
       req->cb(s->roster, status, reply, req->ud);
   }
-  kith__free(req->ctx, req);
+  req_free(req);
 }
 
 kith_status_t kith_roster_update(kith_roster_t *roster, const char *jid,
@@ -693,7 +920,13 @@ kith_status_t kith_roster_attach(kith_roster_t *roster, kith_conn_t *conn)
   s->h_disconnect =
       kith_conn_on(conn, KITH_EVENT_DISCONNECTED, on_disconnected, s);
   s->h_free = kith__conn_on_free(conn, on_conn_free, s);
-  if ((!s->h_push && !kith_conn_is_component(conn)) || !s->h_presence ||
+  /* Roster results stream item by item (see sync.h). */
+  if (!kith_conn_is_component(conn) &&
+      kith__conn_set_item_stream(conn, KITH_NS_ROSTER, on_stream_item, s) ==
+          KITH_OK)
+    s->streaming = 1;
+  if ((!s->streaming && !kith_conn_is_component(conn)) ||
+      (!s->h_push && !kith_conn_is_component(conn)) || !s->h_presence ||
       !s->h_start || !s->h_disconnect || !s->h_free) {
     detach_handlers(s);
     return KITH_ENOMEM;

@@ -277,16 +277,9 @@ static int is_normal_bare(const char *s)
 /* ------------------------------------------------------------------ */
 /* Reading roster items                                                */
 
-/* Scratch space reused from item to item. */
-typedef struct walk {
-  kith_ctx_t *ctx;
-  const char **groups; /* the current item's groups */
-  size_t groups_cap;
-  size_t *slots; /* hash set of group index + 1, 0 = free */
-  size_t slots_cap;
-  size_t nslots; /* slots in use for the current item (a power of 2) */
-  char *jid;     /* the current item's JID when it had to be normalized */
-} walk_t;
+/* Scratch space reused from item to item (the layout is in wire.h so that
+ * a caller can keep one across streamed items). */
+typedef kith__wire_walk_t walk_t;
 
 static void walk_init(walk_t *w, kith_ctx_t *ctx)
 {
@@ -308,6 +301,16 @@ static void walk_done(walk_t *w)
   kith__free(w->ctx, w->slots);
   w->groups = NULL;
   w->slots = NULL;
+}
+
+void kith__wire_walk_init(kith__wire_walk_t *w, kith_ctx_t *ctx)
+{
+  walk_init(w, ctx);
+}
+
+void kith__wire_walk_done(kith__wire_walk_t *w)
+{
+  walk_done(w);
 }
 
 /* Make room for at least `count` group pointers. */
@@ -635,9 +638,7 @@ kith_status_t kith__wire_roster_foreach(kith_ctx_t *ctx,
                                         kith__wire_roster_info_t *info)
 {
   const kith_stanza_t *query, *el;
-  const char *qns;
   kith_status_t st;
-  size_t index = 0;
   walk_t w;
 
   if (info)
@@ -651,33 +652,41 @@ kith_status_t kith__wire_roster_foreach(kith_ctx_t *ctx,
     return KITH_OK;
   }
   info->ver = kith_stanza_attr(query, "ver");
-  qns = eff_ns(query);
   walk_init(&w, ctx);
   for (el = kith_stanza_first_child(query); el && st == KITH_OK;
-       el = kith_stanza_next(el)) {
-    kith__wire_item_view_t v;
-    const char *reason = NULL;
-
-    if (strcmp(kith_stanza_name(el), "item") != 0 ||
-        !in_ns(el, qns, KITH_NS_ROSTER))
-      continue;
-    index++;
-    st = item_read(&w, el, 0, &v, &reason);
-    if (st == KITH_OK) {
-      if ((st = fn(ud, &v)) == KITH_OK)
-        info->count++;
-    } else if (st != KITH_ENOMEM) {
-      kith__debug(ctx, AREA, "roster result: skipped item %zu: %s", index,
-                  reason);
-      info->skipped++;
-      st = KITH_OK;
-    }
-    walk_next(&w);
-  }
+       el = kith_stanza_next(el))
+    st = kith__wire_roster_item(&w, el, fn, ud, info);
   walk_done(&w);
   if (info->skipped)
     kith__warn(ctx, AREA, "roster result: skipped %zu invalid item(s)",
                info->skipped);
+  return st;
+}
+
+kith_status_t kith__wire_roster_item(kith__wire_walk_t *w,
+                                     const kith_stanza_t *el,
+                                     kith__wire_item_fn fn, void *ud,
+                                     kith__wire_roster_info_t *info)
+{
+  const kith_stanza_t *query = kith_stanza_parent(el);
+  kith__wire_item_view_t v;
+  const char *reason = NULL;
+  kith_status_t st;
+
+  if (strcmp(kith_stanza_name(el), "item") != 0 ||
+      !in_ns(el, query ? eff_ns(query) : NULL, KITH_NS_ROSTER))
+    return KITH_OK;
+  st = item_read(w, el, 0, &v, &reason);
+  if (st == KITH_OK) {
+    if ((st = fn(ud, &v)) == KITH_OK)
+      info->count++;
+  } else if (st != KITH_ENOMEM) {
+    kith__debug(w->ctx, AREA, "roster result: skipped item %zu: %s",
+                info->count + info->skipped + 1, reason);
+    info->skipped++;
+    st = KITH_OK;
+  }
+  walk_next(w);
   return st;
 }
 

@@ -212,6 +212,42 @@ kith_status_t kith__wire_roster_foreach(kith_ctx_t *ctx,
                                         kith__wire_roster_info_t *info);
 
 /**
+ * Scratch space for reading items, reused from item to item. Fields are
+ * private to wire.c; the layout is here so that a caller can keep one on
+ * its side across the items a parser streams (see kith__wire_roster_item).
+ */
+typedef struct kith__wire_walk {
+  kith_ctx_t *ctx;
+  const char **groups; /* the current item's groups */
+  size_t groups_cap;
+  size_t *slots; /* hash set of group index + 1, 0 = free */
+  size_t slots_cap;
+  size_t nslots; /* slots in use for the current item (a power of 2) */
+  char *jid;     /* the current item's JID when it had to be normalized */
+} kith__wire_walk_t;
+
+/** Start a walk (`ctx` may be NULL); end it with kith__wire_walk_done(). */
+void kith__wire_walk_init(kith__wire_walk_t *w, kith_ctx_t *ctx);
+/** Free a walk's scratch. */
+void kith__wire_walk_done(kith__wire_walk_t *w);
+
+/**
+ * One element of a roster result's <query/>: the step
+ * kith__wire_roster_foreach() takes for each child, for callers that get
+ * the items one at a time (the stream parser's item streaming). `el` must
+ * be a child of the query (its parent gives the namespace). Elements other
+ * than <item xmlns='jabber:iq:roster'/> are ignored; an invalid item is
+ * skipped (counted in info->skipped, logged at debug level); a valid one
+ * goes to `fn` and is counted in info->count. `info` accumulates across
+ * calls (zero it first). Returns KITH_OK, KITH_ENOMEM, or what `fn`
+ * returned.
+ */
+kith_status_t kith__wire_roster_item(kith__wire_walk_t *w,
+                                     const kith_stanza_t *el,
+                                     kith__wire_item_fn fn, void *ud,
+                                     kith__wire_roster_info_t *info);
+
+/**
  * The allocating form of kith__wire_roster_foreach(): every valid item,
  * copied into an array of owned items (one allocation for the array, one
  * per item). Free with kith__wire_items_free(ctx, *items, *n).

@@ -342,6 +342,7 @@ void kith_conn_free(kith_conn_t *conn)
   kith__free(conn->ctx, conn->host);
   kith__free(conn->ctx, conn->ca_file);
   kith__free(conn->ctx, conn->bound_jid);
+  kith__free(conn->ctx, conn->stream_ns);
   kith__free(conn->ctx, conn);
 }
 
@@ -476,6 +477,41 @@ static void on_stream_end(void *ud)
   kith__conn_fail(conn, KITH_ECLOSED, "the server closed the stream");
 }
 
+/* Items streamed by the parser: only a ready session has requests that
+ * a roster result could answer. */
+static void on_item(void *ud, const kith_stanza_t *shell,
+                    const kith_stanza_t *item)
+{
+  kith_conn_t *conn = ud;
+
+  if (conn->stream_cb && !conn->ending && kith_conn_is_ready(conn))
+    conn->stream_cb(conn->stream_ud, shell, item);
+}
+
+kith_status_t kith__conn_set_item_stream(kith_conn_t *conn, const char *ns,
+                                         kith__parser_item_cb cb, void *ud)
+{
+  char *copy = NULL;
+
+  if (conn == NULL || (cb && ns == NULL))
+    return KITH_EINVAL;
+  if (cb && (copy = kith__strdup(conn->ctx, ns)) == NULL)
+    return KITH_ENOMEM;
+  if (conn->parser) {
+    kith_status_t rc = kith__parser_set_item_stream(conn->parser, copy,
+                                                    cb ? on_item : NULL, conn);
+    if (rc != KITH_OK) {
+      kith__free(conn->ctx, copy);
+      return rc;
+    }
+  }
+  kith__free(conn->ctx, conn->stream_ns);
+  conn->stream_ns = copy;
+  conn->stream_cb = cb;
+  conn->stream_ud = cb ? ud : NULL;
+  return KITH_OK;
+}
+
 /* Send our stream header for a new stream (initial or restarted). */
 kith_status_t kith__conn_open_stream(kith_conn_t *conn)
 {
@@ -488,8 +524,14 @@ kith_status_t kith__conn_open_stream(kith_conn_t *conn)
 
   if (conn->parser == NULL) {
     rc = kith__parser_new(conn->ctx, &cbs, conn, &conn->parser);
-    if (rc != KITH_OK)
+    if (rc == KITH_OK && conn->stream_cb)
+      rc = kith__parser_set_item_stream(conn->parser, conn->stream_ns, on_item,
+                                        conn);
+    if (rc != KITH_OK) {
+      kith__parser_free(conn->parser);
+      conn->parser = NULL;
       return rc;
+    }
     kith__parser_set_limits(conn->parser, conn->max_stanza, conn->max_depth);
   } else if ((rc = kith__parser_reset(conn->parser)) != KITH_OK) {
     return rc;

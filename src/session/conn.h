@@ -90,6 +90,11 @@ struct kith_conn {
   int tls_active;
   int authenticated;
   kith__parser_t *parser;
+  /* Item streaming for every parser of this connection (set by the
+   * roster layer; see kith__conn_set_item_stream()). */
+  char *stream_ns;
+  kith__parser_item_cb stream_cb;
+  void *stream_ud;
   kith__buf_t out;
   uint64_t deadline;     /* connect or close deadline, 0 for none */
   uint64_t reconnect_at; /* when in KITH__ST_RECONNECT_WAIT */
@@ -146,6 +151,21 @@ void kith__conn_test_assume_tls(kith_conn_t *conn);
  * SESSION_START. */
 kith_status_t kith__conn_test_ready(kith_conn_t *conn, const char *bound_jid,
                                     const kith_stanza_t *features);
+/*
+ * Stream the items of iq results whose child is in `ns` (copied) out of
+ * the parser (xml/parser.h, "Item streaming"): `cb(ud, shell, item)` for
+ * each item, then the shell (now holding an empty child) through the
+ * usual stanza dispatch, iq tracking included. Applies to the current
+ * parser and to every one the connection makes later (STARTTLS and SASL
+ * restarts, reconnects). Items reach `cb` only while the session is ready;
+ * `cb` must check who sent them (the shell's 'id' and 'from'), since the
+ * connection cannot know yet whether the shell will answer a request.
+ * `cb` NULL turns streaming off. One user per connection: a second call
+ * replaces the first. Safe from any callback. KITH_OK, KITH_EINVAL,
+ * KITH_ENOMEM.
+ */
+kith_status_t kith__conn_set_item_stream(kith_conn_t *conn, const char *ns,
+                                         kith__parser_item_cb cb, void *ud);
 /* The session started: fire SESSION_START. */
 void kith__conn_ready(kith_conn_t *conn);
 

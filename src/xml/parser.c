@@ -103,6 +103,19 @@ struct kith__parser {
   unsigned char lex, lex_run;
   kith__utf8_t utf8;
 
+  /* Item streaming (kith__parser_set_item_stream()). The configuration
+   * survives resets; the rest is per stanza. */
+  char *stream_ns;
+  kith__parser_item_cb item_cb;
+  void *item_ud;
+  kith_stanza_t *squery; /* the streamed child of the stanza being built */
+  int item_open;         /* a streamed item is being built */
+  uint64_t item_start;   /* its first byte */
+  uint64_t skipped;      /* bytes of items and text under squery so far */
+  size_t nstreamed;      /* items streamed from the stanza being built */
+  int was_streamed;      /* the stanza being delivered had squery */
+  size_t delivered_streamed;
+
   int in_feed, in_expat, halt;
   int stopped;      /* a callback stopped the parser; resume on next feed */
   int xp_suspended; /* expat is suspended (XML_StopParser resumable) */
@@ -357,6 +370,41 @@ nomem:
   return NULL;
 }
 
+/* Bytes of the unit that the stanza limit applies to, up to the last
+ * event: the streamed item being built, or else the stanza without its
+ * streamed items and the text between them. */
+static uint64_t unit_size(const kith__parser_t *p)
+{
+  if (p->item_open)
+    return p->event_end - p->item_start;
+  return p->event_end - p->stanza_start - p->skipped;
+}
+
+static int unit_over(kith__parser_t *p)
+{
+  if (unit_size(p) <= p->max_stanza)
+    return 0;
+  fail(p, KITH_ELIMIT, "policy-violation",
+       p->item_open ? "streamed item exceeds %zu bytes"
+                    : "stanza exceeds %zu bytes",
+       p->max_stanza);
+  return 1;
+}
+
+/* Does `el`, just opened at depth 2 under p->top, start streaming? The
+ * first child in the stream namespace of an <iq type='result'/>. */
+static int starts_stream(const kith__parser_t *p, const kith_stanza_t *el)
+{
+  const char *type;
+
+  if (p->item_cb == NULL || p->squery || p->nstreamed || p->cur != p->top ||
+      el->ns == NULL || strcmp(el->ns->uri, p->stream_ns) != 0 ||
+      strcmp(kith_stanza_name(p->top), "iq") != 0)
+    return 0;
+  type = kith_stanza_type(p->top);
+  return type && strcmp(type, "result") == 0;
+}
+
 static void deliver_root(kith__parser_t *p, kith_stanza_t *root)
 {
   p->mark = p->event_end;
@@ -394,13 +442,29 @@ static void XMLCALL on_start(void *ud, const XML_Char *name,
     p->top = el;
     p->stanza_start = (uint64_t)XML_GetCurrentByteIndex(p->xp);
     p->mark = p->stanza_start;
+    p->skipped = 0;
+    p->nstreamed = 0;
   } else {
+    if (p->squery && p->cur == p->squery) {
+      /* A streamed item: the shell so far must fit, then the item. */
+      p->item_start = (uint64_t)XML_GetCurrentByteIndex(p->xp);
+      if (p->item_start - p->stanza_start - p->skipped > p->max_stanza) {
+        kith_stanza_free(el);
+        fail(p, KITH_ELIMIT, "policy-violation", "stanza exceeds %zu bytes",
+             p->max_stanza);
+        return;
+      }
+      p->item_open = 1;
+    } else if (depth == 2 && starts_stream(p, el)) {
+      p->squery = el;
+    }
     kith__stanza_append(p->cur, el);
   }
   p->cur = el;
-  if (p->event_end - p->stanza_start > p->max_stanza)
-    fail(p, KITH_ELIMIT, "policy-violation", "stanza exceeds %zu bytes",
-         p->max_stanza);
+  if (unit_over(p))
+    return;
+  if (p->cur == p->squery)
+    p->mark = p->event_end;
 }
 
 static void deliver_stanza(kith__parser_t *p)
@@ -409,12 +473,32 @@ static void deliver_stanza(kith__parser_t *p)
 
   p->top = NULL;
   p->mark = p->event_end;
+  p->was_streamed = p->squery != NULL;
+  p->delivered_streamed = p->nstreamed;
+  p->squery = NULL;
+  p->nstreamed = 0;
+  p->skipped = 0;
   if (p->fragment)
     p->result = st;
   else if (p->cbs.stanza)
     p->cbs.stanza(p->ud, st);
   else
     kith_stanza_free(st);
+  p->was_streamed = 0;
+  p->delivered_streamed = 0;
+}
+
+/* A streamed item closed: hand it over, then free it. */
+static void deliver_item(kith__parser_t *p, kith_stanza_t *item)
+{
+  p->item_open = 0;
+  p->skipped += p->event_end - p->item_start;
+  p->mark = p->event_end;
+  p->nstreamed++;
+  /* Streaming may have been turned off since the stanza began. */
+  if (p->item_cb)
+    p->item_cb(p->item_ud, p->top, item);
+  kith_stanza_free(item);
 }
 
 static void XMLCALL on_end(void *ud, const XML_Char *name)
@@ -443,14 +527,20 @@ static void XMLCALL on_end(void *ud, const XML_Char *name)
       p->cbs.stream_end(p->ud);
     return;
   }
+  if (p->item_open && p->cur->node.parent == p->squery) {
+    kith_stanza_t *item = p->cur;
+
+    if (unit_over(p))
+      return;
+    p->cur = p->squery;
+    deliver_item(p, item);
+    return;
+  }
   p->cur = p->cur->node.parent;
   if (depth > 1)
     return;
-  if (p->event_end - p->stanza_start > p->max_stanza) {
-    fail(p, KITH_ELIMIT, "policy-violation", "stanza exceeds %zu bytes",
-         p->max_stanza);
+  if (unit_over(p))
     return;
-  }
   deliver_stanza(p);
 }
 
@@ -464,6 +554,13 @@ static void XMLCALL on_text(void *ud, const XML_Char *s, int len)
   mark_event(p);
   if (p->cur == NULL) {
     /* Whitespace between stanzas (keepalives): not part of any stanza. */
+    p->mark = p->event_end;
+    return;
+  }
+  if (p->cur == p->squery) {
+    /* Between streamed items: counted with neither the items nor the
+     * shell, and dropped (a roster query has no text). */
+    p->skipped += p->event_end - p->mark;
     p->mark = p->event_end;
     return;
   }
@@ -681,12 +778,39 @@ static int lex_step(unsigned char *lex, unsigned char *run, char c)
  */
 static size_t scan(kith__parser_t *p, const char *s, size_t n, size_t *closes)
 {
-  size_t ok = kith__utf8_scan(&p->utf8, (const unsigned char *)s, n), i;
+  size_t ok = kith__utf8_scan(&p->utf8, (const unsigned char *)s, n), i = 0;
+  const char *hit;
 
   *closes = 0;
-  for (i = 0; i < ok; i++) {
+  while (i < ok) {
+    /* Skip at once the runs of bytes that cannot change the lexer's
+     * state: text up to '<', a quoted value up to its quote, a tag up to
+     * '>' or a quote. This loop runs over every byte of the stream. */
+    switch (p->lex) {
+    case LX_TEXT:
+    case LX_SQ:
+    case LX_DQ:
+      hit = memchr(s + i,
+                   p->lex == LX_TEXT ? '<'
+                   : p->lex == LX_SQ ? '\''
+                                     : '"',
+                   ok - i);
+      if (hit == NULL)
+        return ok;
+      i = (size_t)(hit - s);
+      break;
+    case LX_TAG:
+      while (i < ok && s[i] != '>' && s[i] != '\'' && s[i] != '"')
+        i++;
+      if (i == ok)
+        return ok;
+      break;
+    default:
+      break;
+    }
     if (lex_step(&p->lex, &p->lex_run, s[i]))
       *closes = i + 1;
+    i++;
   }
   return ok;
 }
@@ -703,8 +827,10 @@ static uint64_t add_sat(uint64_t a, uint64_t b)
  * follows when the start tag is parsed. */
 static uint64_t limit_end(const kith__parser_t *p)
 {
-  if (p->cur)
-    return add_sat(p->stanza_start, p->max_stanza);
+  if (p->item_open)
+    return add_sat(p->item_start, p->max_stanza);
+  if (p->cur && p->cur != p->squery)
+    return add_sat(add_sat(p->stanza_start, p->skipped), p->max_stanza);
   return add_sat(add_sat(p->mark, p->max_stanza), HOLD_MIN);
 }
 
@@ -801,8 +927,11 @@ static void clear_state(kith__parser_t *p)
   kith_stanza_free(p->top);
   kith_stanza_free(p->result);
   kith__ns_unref(p->last_ns);
-  p->top = p->cur = p->result = NULL;
+  p->top = p->cur = p->result = p->squery = NULL;
   p->last_ns = NULL;
+  p->item_open = p->was_streamed = 0;
+  p->item_start = p->skipped = 0;
+  p->nstreamed = p->delivered_streamed = 0;
   p->level = 0;
   kith__buf_reset(&p->text);
   kith__buf_reset(&p->hold);
@@ -869,6 +998,7 @@ void kith__parser_free(kith__parser_t *p)
   kith__buf_free(&p->text);
   kith__buf_free(&p->hold);
   kith__free(p->ctx, p->scratch);
+  kith__free(p->ctx, p->stream_ns);
   XML_ParserFree(p->xp);
   kith__free(p->ctx, p);
 }
@@ -885,6 +1015,30 @@ void kith__parser_set_limits(kith__parser_t *p, size_t max_stanza,
   }
   if (max_depth)
     p->max_depth = max_depth;
+}
+
+kith_status_t kith__parser_set_item_stream(kith__parser_t *p,
+                                           const char *child_ns,
+                                           kith__parser_item_cb cb, void *ud)
+{
+  char *ns = NULL;
+
+  if (p == NULL || p->fragment || (cb && child_ns == NULL))
+    return KITH_EINVAL;
+  if (cb && (ns = kith__strdup(p->ctx, child_ns)) == NULL)
+    return KITH_ENOMEM;
+  kith__free(p->ctx, p->stream_ns);
+  p->stream_ns = ns;
+  p->item_cb = cb;
+  p->item_ud = cb ? ud : NULL;
+  return KITH_OK;
+}
+
+int kith__parser_streamed(const kith__parser_t *p, size_t *count)
+{
+  if (count)
+    *count = p ? p->delivered_streamed : 0;
+  return p ? p->was_streamed : 0;
 }
 
 /* Start a new stream now. A fresh expat instance is made first, so that

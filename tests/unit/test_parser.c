@@ -131,6 +131,7 @@ static void on_start(void *ud, const kith_stanza_t *root)
 static void on_stanza(void *ud, kith_stanza_t *st)
 {
   struct rec *r = ud;
+  size_t n;
   char *s;
 
   r->stanzas++;
@@ -139,6 +140,8 @@ static void on_stanza(void *ud, kith_stanza_t *st)
     s = NULL;
   kith__buf_printf(&r->log, "T %s\n", s ? s : "(nomem)");
   kith_free(kith_stanza_ctx(st), s);
+  if (kith__parser_streamed(r->p, &n))
+    kith__buf_printf(&r->log, "N %zu\n", n);
   r->nested = kith__parser_feed(r->p, "<x/>", 4);
   if (r->reset_on && strcmp(kith_stanza_name(st), r->reset_on) == 0)
     assert_int_equal(kith__parser_reset(r->p), KITH_OK);
@@ -991,6 +994,298 @@ static void test_alloc_failures(void **state)
   free(doc);
 }
 
+/* ------------------------------------------------------------------ */
+/* Item streaming                                                      */
+
+#define ROSTER_NS "jabber:iq:roster"
+
+/* Log each streamed item with what the shell says at that moment. */
+static void on_item(void *ud, const kith_stanza_t *shell,
+                    const kith_stanza_t *item)
+{
+  struct rec *r = ud;
+  const kith_stanza_t *q = kith_stanza_parent(item);
+  char *s;
+
+  note(r);
+  assert_non_null(q);
+  assert_ptr_equal(kith_stanza_parent(q), shell);
+  assert_string_equal(kith_stanza_name(shell), "iq");
+  /* The item is the query's only child element while it is delivered. */
+  assert_ptr_equal(kith_stanza_first_child(q), item);
+  assert_null(kith_stanza_next(item));
+  if (kith_stanza_to_string(item, ROSTER_NS, &s, NULL) != KITH_OK)
+    s = NULL;
+  kith__buf_printf(&r->log, "I %s id=%s ver=%s\n", s ? s : "(nomem)",
+                   kith_stanza_id(shell) ? kith_stanza_id(shell) : "-",
+                   kith_stanza_attr(q, "ver") ? kith_stanza_attr(q, "ver")
+                                              : "-");
+  kith_free(kith_stanza_ctx(item), s);
+}
+
+static void rec_stream(struct rec *r)
+{
+  assert_int_equal(kith__parser_set_item_stream(r->p, ROSTER_NS, on_item, r),
+                   KITH_OK);
+}
+
+static const char stream_doc[] =
+    "<iq type='result' id='r1'><query xmlns='jabber:iq:roster' ver='v7'>\n"
+    "<item jid='a@x' name='A'><group>G</group></item>\n"
+    "<item jid='b@x'/>\n"
+    "</query></iq>"
+    "<iq type='set' id='p1'><query xmlns='jabber:iq:roster'>"
+    "<item jid='c@x'/></query></iq>"
+    "<iq type='result' id='o1'><query xmlns='jabber:iq:private'>"
+    "<item jid='d@x'/></query></iq>"
+    "<iq type='get' id='g1'><query xmlns='jabber:iq:roster'/></iq>"
+    "<iq type='result' id='e1'/>"
+    "<message><body>hi</body></message>";
+
+static const char stream_log[] =
+    "I <item jid='a@x' name='A'><group>G</group></item> id=r1 ver=v7\n"
+    "I <item jid='b@x'/> id=r1 ver=v7\n"
+    "T <iq type='result' id='r1'><query xmlns='jabber:iq:roster' "
+    "ver='v7'/></iq>\n"
+    "N 2\n"
+    "T <iq type='set' id='p1'><query xmlns='jabber:iq:roster'>"
+    "<item jid='c@x'/></query></iq>\n"
+    "T <iq type='result' id='o1'><query xmlns='jabber:iq:private'>"
+    "<item jid='d@x'/></query></iq>\n"
+    "T <iq type='get' id='g1'><query xmlns='jabber:iq:roster'/></iq>\n"
+    "T <iq type='result' id='e1'/>\n"
+    "T <message><body>hi</body></message>\n";
+
+/* Items come out one by one; every other stanza is untouched; the shell
+ * comes last with the count. The same for every split and 1 byte at a
+ * time. */
+static void test_stream_items(void **state)
+{
+  size_t len = sizeof(stream_doc) - 1, cut;
+  struct rec r;
+
+  (void)state;
+  for (cut = 0; cut <= len + 1; cut++) {
+    rec_init(&r, NULL);
+    rec_stream(&r);
+    assert_int_equal(feed_str(&r, HEADER), KITH_OK);
+    kith__buf_reset(&r.log);
+    if (cut == len + 1) {
+      assert_int_equal(feed_bytewise(&r, stream_doc, len), KITH_OK);
+    } else {
+      assert_int_equal(feed(&r, stream_doc, cut), KITH_OK);
+      assert_int_equal(feed(&r, stream_doc + cut, len - cut), KITH_OK);
+    }
+    assert_non_null(r.log.data);
+    assert_string_equal(r.log.data, stream_log);
+    rec_free(&r);
+  }
+}
+
+/* An item is delivered when its last byte arrives, not at the end. */
+static void test_stream_delivery_moment(void **state)
+{
+  const char *first_end = strstr(stream_doc, "</item>") + 7;
+  size_t hdr = strlen(HEADER);
+  struct rec r;
+
+  (void)state;
+  rec_init(&r, NULL);
+  rec_stream(&r);
+  assert_int_equal(feed_str(&r, HEADER), KITH_OK);
+  r.nev = 0;
+  assert_int_equal(
+      feed_bytewise(&r, stream_doc, (size_t)(first_end - stream_doc)), KITH_OK);
+  assert_int_equal(r.nev, 1);
+  assert_int_equal(r.at[0], hdr + (size_t)(first_end - stream_doc) - 1);
+  assert_int_equal(r.stanzas, 0);
+  rec_free(&r);
+}
+
+/* A roster result of `n` items of about `item` bytes each. */
+static void make_roster(kith__buf_t *b, size_t n, size_t item)
+{
+  size_t i, k;
+
+  assert_int_equal(kith__buf_adds(b, "<iq type='result' id='big'>"
+                                     "<query xmlns='jabber:iq:roster' "
+                                     "ver='v1'>"),
+                   KITH_OK);
+  for (i = 0; i < n; i++) {
+    assert_int_equal(kith__buf_printf(b,
+                                      "\n<item jid='u%zu@example.org' "
+                                      "subscription='both' name='",
+                                      i),
+                     KITH_OK);
+    for (k = 0; k < item; k++)
+      assert_int_equal(kith__buf_addc(b, (char)('a' + k % 26)), KITH_OK);
+    assert_int_equal(kith__buf_adds(b, "'><group>Friends</group></item>"),
+                     KITH_OK);
+  }
+  assert_int_equal(kith__buf_adds(b, "\n</query></iq>"), KITH_OK);
+}
+
+static void count_item(void *ud, const kith_stanza_t *shell,
+                       const kith_stanza_t *item)
+{
+  (void)shell;
+  (void)item;
+  ((struct rec *)ud)->nev++;
+}
+
+/* 2 MB of roster passes the default 256 KiB limit only when streamed. */
+static void check_big_roster(int streaming, int bytewise, kith_status_t want)
+{
+  kith__buf_t b;
+  struct rec r;
+
+  kith__buf_init(&b, NULL, 8u << 20);
+  make_roster(&b, 20000, 40);
+  assert_true(b.len > 2000000);
+  rec_init(&r, NULL);
+  if (streaming)
+    assert_int_equal(
+        kith__parser_set_item_stream(r.p, ROSTER_NS, count_item, &r), KITH_OK);
+  assert_int_equal(feed_str(&r, HEADER), KITH_OK);
+  r.nev = 0;
+  assert_int_equal(bytewise ? feed_bytewise(&r, b.data, b.len)
+                            : feed(&r, b.data, b.len),
+                   want);
+  if (want == KITH_OK) {
+    assert_int_equal(r.nev, 20000 + 1); /* the items, then the shell */
+    assert_int_equal(r.stanzas, 1);
+    assert_non_null(strstr(r.log.data, "N 20000\n"));
+  } else {
+    assert_int_equal(r.stanzas, 0);
+    assert_string_equal(kith__parser_error_condition(r.p), "policy-violation");
+  }
+  rec_free(&r);
+  kith__buf_free(&b);
+}
+
+static void test_stream_big_roster(void **state)
+{
+  (void)state;
+  check_big_roster(1, 0, KITH_OK);
+  check_big_roster(1, 1, KITH_OK);
+  check_big_roster(0, 0, KITH_ELIMIT);
+}
+
+/* Each item and the shell are held to the limit separately. */
+static void check_stream_limit(const char *doc, int bytewise,
+                               kith_status_t want, const char *text)
+{
+  struct rec r;
+
+  rec_init(&r, NULL);
+  kith__parser_set_limits(r.p, 1000, 0);
+  rec_stream(&r);
+  assert_int_equal(feed_str(&r, HEADER), KITH_OK);
+  assert_int_equal(bytewise ? feed_bytewise(&r, doc, strlen(doc))
+                            : feed(&r, doc, strlen(doc)),
+                   want);
+  if (want != KITH_OK) {
+    assert_string_equal(kith__parser_error_condition(r.p), "policy-violation");
+    assert_non_null(strstr(kith__parser_error_text(r.p), text));
+    assert_int_equal(r.stanzas, 0);
+  } else {
+    assert_int_equal(r.stanzas, 1);
+  }
+  rec_free(&r);
+}
+
+static void test_stream_limits(void **state)
+{
+  const char *head = "<iq type='result'><query xmlns='jabber:iq:roster'>";
+  kith__buf_t ok, big, shell, items;
+  size_t i;
+  int bw;
+
+  (void)state;
+  kith__buf_init(&ok, NULL, 1 << 20);
+  kith__buf_init(&big, NULL, 1 << 20);
+  kith__buf_init(&shell, NULL, 1 << 20);
+  kith__buf_init(&items, NULL, 1 << 20);
+  /* An item of exactly 1000 bytes passes; 1001 does not. */
+  kith__buf_adds(&ok, head);
+  kith__buf_adds(&big, head);
+  kith__buf_adds(&ok, "<item jid='");
+  kith__buf_adds(&big, "<item jid='");
+  for (i = 0; i < 1000 - 11 - 9; i++) {
+    kith__buf_addc(&ok, 'a');
+    kith__buf_addc(&big, 'a');
+  }
+  kith__buf_addc(&big, 'a');
+  kith__buf_adds(&ok, "'></item></query></iq>");
+  kith__buf_adds(&big, "'></item></query></iq>");
+  /* Many items and much whitespace: 100 KB in all, fine. */
+  kith__buf_adds(&items, head);
+  for (i = 0; i < 1000; i++)
+    kith__buf_adds(&items, "<item jid='someone@example.org'/>\n\n   \n     "
+                           "                                            \n");
+  kith__buf_adds(&items, "</query></iq>");
+  /* A shell over the limit (a long 'ver'). */
+  kith__buf_adds(&shell, "<iq type='result'><query xmlns='jabber:iq:roster' "
+                         "ver='");
+  for (i = 0; i < 1000; i++)
+    kith__buf_addc(&shell, 'v');
+  kith__buf_adds(&shell, "'><item jid='a@b'/></query></iq>");
+  for (bw = 0; bw < 2; bw++) {
+    check_stream_limit(ok.data, bw, KITH_OK, NULL);
+    check_stream_limit(big.data, bw, KITH_ELIMIT, "streamed item exceeds");
+    check_stream_limit(items.data, bw, KITH_OK, NULL);
+    check_stream_limit(shell.data, bw, KITH_ELIMIT, "stanza exceeds");
+  }
+  kith__buf_free(&ok);
+  kith__buf_free(&big);
+  kith__buf_free(&shell);
+  kith__buf_free(&items);
+}
+
+/* Depth still counts from the stream; a reset keeps the setting; turning
+ * streaming off drops the rest of a streaming stanza's items and then
+ * restores whole stanzas. */
+static void test_stream_depth_and_switch(void **state)
+{
+  struct rec r;
+  const char *deep = "<iq type='result'><query xmlns='jabber:iq:roster'>"
+                     "<item jid='a@b'><group><x/></group></item></query></iq>";
+  const char *one = "<iq type='result'><query xmlns='jabber:iq:roster'>"
+                    "<item jid='a@b'/></query></iq>";
+
+  (void)state;
+  rec_init(&r, NULL);
+  kith__parser_set_limits(r.p, 0, 4);
+  rec_stream(&r);
+  assert_int_equal(feed_str(&r, HEADER), KITH_OK);
+  assert_int_equal(feed_str(&r, deep), KITH_ELIMIT);
+  assert_string_equal(kith__parser_error_condition(r.p), "policy-violation");
+  assert_int_equal(kith__parser_reset(r.p), KITH_OK);
+  assert_int_equal(feed_str(&r, HEADER), KITH_OK);
+  r.nev = 0;
+  assert_int_equal(feed_str(&r, one), KITH_OK);
+  assert_int_equal(r.nev, 2); /* the item, then the shell */
+  /* Off while a stanza streams: the rest of its items are dropped. */
+  r.nev = 0;
+  assert_int_equal(feed_str(&r, "<iq type='result'><query xmlns='"
+                                "jabber:iq:roster'><item jid='a@b'/>"),
+                   KITH_OK);
+  assert_int_equal(r.nev, 1);
+  assert_int_equal(kith__parser_set_item_stream(r.p, NULL, NULL, NULL),
+                   KITH_OK);
+  assert_int_equal(feed_str(&r, "<item jid='c@d'/></query></iq>"), KITH_OK);
+  assert_int_equal(r.nev, 2); /* only the shell */
+  assert_non_null(strstr(r.log.data, "N 2\n"));
+  kith__buf_reset(&r.log);
+  assert_int_equal(feed_str(&r, one), KITH_OK);
+  assert_string_equal(r.log.data, "T <iq type='result'><query "
+                                  "xmlns='jabber:iq:roster'><item "
+                                  "jid='a@b'/></query></iq>\n");
+  assert_int_equal(kith__parser_set_item_stream(r.p, NULL, on_item, NULL),
+                   KITH_EINVAL);
+  rec_free(&r);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -1012,6 +1307,11 @@ int main(void)
       cmocka_unit_test(test_stop_from_callback),
       cmocka_unit_test(test_null_callbacks),
       cmocka_unit_test(test_alloc_failures),
+      cmocka_unit_test(test_stream_items),
+      cmocka_unit_test(test_stream_delivery_moment),
+      cmocka_unit_test(test_stream_big_roster),
+      cmocka_unit_test(test_stream_limits),
+      cmocka_unit_test(test_stream_depth_and_switch),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

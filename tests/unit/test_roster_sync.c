@@ -382,6 +382,174 @@ static void test_initial_presence_off(void **state)
   peer_close(&p);
 }
 
+/* ---- Large results (item streaming) ------------------------------------ */
+
+/* Send `len` bytes, pumping the client as the socket fills. */
+static void say_big(peer_t *p, const char *data, size_t len)
+{
+  size_t off = 0;
+
+  while (off < len) {
+    size_t n = len - off > 65536 ? 65536 : len - off;
+    ssize_t w = send(p->fd, data + off, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+
+    if (w > 0)
+      off += (size_t)w;
+    pump(p);
+  }
+  pump(p);
+}
+
+/* A roster result for the pending get: users first..first+n-1, with the
+ * shell's 'id' and 'from' attributes as given (id NULL: the real one). */
+static void serve_big(peer_t *p, const char *id, const char *from_attr,
+                      const char *ver, int first, int n)
+{
+  size_t cap = (size_t)n * 96 + 512, len;
+  char *buf = malloc(cap);
+  int i;
+
+  assert_non_null(buf);
+  len =
+      (size_t)snprintf(buf, cap,
+                       "<iq type='result' id='%s'%s><query "
+                       "xmlns='jabber:iq:roster' ver='%s'>\n",
+                       id ? id : iq_id(p, "jabber:iq:roster"), from_attr, ver);
+  for (i = first; i < first + n; i++)
+    len += (size_t)snprintf(buf + len, cap - len,
+                            "<item jid='u%d@example.org' subscription='both'>"
+                            "<group>G</group></item>\n",
+                            i);
+  len += (size_t)snprintf(buf + len, cap - len, "</query></iq>");
+  say_big(p, buf, len);
+  free(buf);
+}
+
+/* 20,000 items (about 1.3 MB) land whole under the default 256 KiB stanza
+ * limit; a later full result removes what it no longer names. */
+static void test_large_result_streams(void **state)
+{
+  peer_t p;
+
+  (void)state;
+  peer_open(&p, F_VER);
+  serve_big(&p, NULL, "", "v9", 0, 20000);
+  assert_int_equal(p.n[KITH_EVENT_DISCONNECTED], 0);
+  assert_int_equal(kith_roster_node_size(self_node(&p)), 20000);
+  assert_int_equal(p.n[KITH_EVENT_ROSTER_UPDATE], 20000);
+  assert_int_equal(p.n[KITH_EVENT_ROSTER_RECEIVED], 1);
+  assert_int_equal(kith_roster_item_sub(item(&p, "u19999@example.org")),
+                   KITH_SUB_BOTH);
+  assert_string_equal(kith_roster_node_version(self_node(&p)), "v9");
+  assert_true(sent(&p, "<presence/>"));
+
+  /* u0 is gone from the next full result: removed, after the upserts. */
+  forget(&p);
+  assert_int_equal(kith_roster_fetch(p.roster, fetch_cb, &p), KITH_OK);
+  pump(&p);
+  serve_big(&p, NULL, " from='alice@localhost'", "v10", 1, 20000);
+  assert_int_equal(p.cb_calls, 1);
+  assert_int_equal(p.cb_status, KITH_OK);
+  assert_int_equal(kith_roster_node_size(self_node(&p)), 20000);
+  assert_null(item(&p, "u0@example.org"));
+  assert_non_null(item(&p, "u20000@example.org"));
+  assert_true(logged(&p, "roster_update u0@example.org noitem removed\n"));
+  assert_true(logged(&p, "roster_update u20000@example.org item\n"));
+  assert_int_equal(p.n[KITH_EVENT_ROSTER_UPDATE], 2);
+  assert_string_equal(kith_roster_node_version(self_node(&p)), "v10");
+  peer_close(&p);
+}
+
+/* A result that does not answer the pending fetch (another id, or the
+ * right id from someone else) streams nothing into the roster. */
+static void test_forged_result_streams_nothing(void **state)
+{
+  char id[64];
+  peer_t p;
+
+  (void)state;
+  peer_open(&p, F_VER);
+  serve_big(&p, "forged-1", "", "x1", 0, 50);
+  serve_big(&p, NULL, " from='mallory@localhost'", "x2", 100, 50);
+  serve_big(&p, NULL, " from='alice@localhost/other'", "x3", 200, 50);
+  assert_int_equal(kith_roster_node_size(self_node(&p)), 0);
+  assert_int_equal(p.n[KITH_EVENT_ROSTER_UPDATE], 0);
+  assert_int_equal(p.n[KITH_EVENT_ROSTER_RECEIVED], 0);
+  /* The real answer still lands, from the account's domain. */
+  serve_big(&p, NULL, " from='localhost'", "v1", 0, 3);
+  assert_int_equal(kith_roster_node_size(self_node(&p)), 3);
+  assert_int_equal(p.n[KITH_EVENT_ROSTER_RECEIVED], 1);
+  assert_string_equal(kith_roster_node_version(self_node(&p)), "v1");
+  /* With no fetch pending, a result changes nothing either: not even a
+   * replay of the answered fetch's id. */
+  snprintf(id, sizeof(id), "%s", iq_id(&p, "jabber:iq:roster"));
+  forget(&p);
+  sayf(&p,
+       "<iq type='result' id='%s'><query xmlns='jabber:iq:roster'>"
+       "<item jid='eve@localhost'/></query></iq>",
+       id);
+  assert_null(item(&p, "eve@localhost"));
+  assert_int_equal(kith_roster_node_size(self_node(&p)), 3);
+  peer_close(&p);
+}
+
+/* Past the item limit the rest of a result is dropped and the fetch
+ * fails with KITH_ELIMIT; nothing is removed and the version is cleared. */
+static void test_result_item_limit(void **state)
+{
+  peer_t p;
+
+  (void)state;
+  peer_open(&p, F_VER);
+  serve_roster(&p, "v1", BOB_BOTH);
+  kith__roster_set_max_items(p.roster, 100);
+  forget(&p);
+  assert_int_equal(kith_roster_fetch(p.roster, fetch_cb, &p), KITH_OK);
+  pump(&p);
+  serve_big(&p, NULL, "", "v2", 0, 150);
+  assert_int_equal(p.n[KITH_EVENT_DISCONNECTED], 0);
+  assert_int_equal(p.cb_calls, 1);
+  assert_int_equal(p.cb_status, KITH_ELIMIT);
+  assert_int_equal(p.n[KITH_EVENT_ROSTER_RECEIVED], 0);
+  assert_int_equal(kith_roster_node_size(self_node(&p)), 100);
+  assert_non_null(item(&p, "bob@localhost"));
+  assert_null(kith_roster_node_version(self_node(&p)));
+  /* The session goes on: the next fetch asks for everything. */
+  forget(&p);
+  assert_int_equal(kith_roster_fetch(p.roster, NULL, NULL), KITH_OK);
+  pump(&p);
+  assert_true(sent(&p, "ver=''"));
+  peer_close(&p);
+}
+
+/* Streamed items that reach another consumer (a second roster attached
+ * to the connection takes the stream over) make the fetch fail instead of
+ * replacing the cache with an empty roster. */
+static void test_result_items_elsewhere(void **state)
+{
+  kith_roster_t *other = NULL;
+  peer_t p;
+
+  (void)state;
+  peer_open(&p, F_VER);
+  serve_roster(&p, "v1", BOB_BOTH);
+  assert_int_equal(kith_roster_new(NULL, &other), KITH_OK);
+  assert_int_equal(kith_roster_attach(other, p.conn), KITH_OK);
+  pump(&p);
+  forget(&p);
+  assert_int_equal(kith_roster_fetch(p.roster, fetch_cb, &p), KITH_OK);
+  pump(&p);
+  serve_big(&p, NULL, "", "v2", 0, 10);
+  assert_int_equal(p.cb_calls, 1);
+  assert_int_equal(p.cb_status, KITH_ESTATE);
+  assert_non_null(item(&p, "bob@localhost"));
+  assert_int_equal(kith_roster_node_size(self_node(&p)), 1);
+  /* Nothing was applied, so the cache still is version v1. */
+  assert_string_equal(kith_roster_node_version(self_node(&p)), "v1");
+  kith_roster_free(other);
+  peer_close(&p);
+}
+
 /* ---- Pushes ----------------------------------------------------------- */
 
 static void push_refused(peer_t *p, const char *from_attr, const char *items,
@@ -1299,6 +1467,10 @@ int main(void)
       cmocka_unit_test(test_detach_and_attach_to_a_live_session),
       cmocka_unit_test(test_two_bots_settle_in_both),
       cmocka_unit_test(test_failing_allocator),
+      cmocka_unit_test(test_large_result_streams),
+      cmocka_unit_test(test_forged_result_streams_nothing),
+      cmocka_unit_test(test_result_item_limit),
+      cmocka_unit_test(test_result_items_elsewhere),
   };
 
   return cmocka_run_group_tests(tests, NULL, NULL);
