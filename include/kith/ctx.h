@@ -44,8 +44,8 @@ typedef enum kith_log_level {
  * `msg` is a complete line without a trailing newline. Both are borrowed
  * for the duration of the call.
  */
-typedef void (*kith_log_cb)(void *ud, kith_log_level_t level,
-                            const char *area, const char *msg);
+typedef void (*kith_log_cb)(void *ud, kith_log_level_t level, const char *area,
+                            const char *msg);
 
 /**
  * Create a context. `alloc` may be NULL for malloc/free; it is copied.

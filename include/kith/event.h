@@ -23,24 +23,24 @@ extern "C" {
   XX(DISCONNECTED, "disconnected")                                             \
   XX(CONNECTED, "connected")                                                   \
   XX(RECONNECT_SCHEDULED, "reconnect_scheduled")                               \
-  XX(STREAM_ERROR, "stream_error")                                            \
-  XX(ROSTER_RECEIVED, "roster_received")                                      \
-  XX(ROSTER_UPDATE, "roster_update")                                          \
-  XX(PRESENCE_SUBSCRIBE, "presence_subscribe")                                \
-  XX(PRESENCE_SUBSCRIBED, "presence_subscribed")                              \
-  XX(PRESENCE_UNSUBSCRIBE, "presence_unsubscribe")                            \
-  XX(PRESENCE_UNSUBSCRIBED, "presence_unsubscribed")                          \
-  XX(PRESENCE_AVAILABLE, "presence_available")                                \
-  XX(PRESENCE_UNAVAILABLE, "presence_unavailable")                            \
-  XX(ROSTER_SUBSCRIPTION_REQUEST, "roster_subscription_request")              \
-  XX(ROSTER_SUBSCRIPTION_AUTHORIZED, "roster_subscription_authorized")        \
-  XX(ROSTER_SUBSCRIPTION_REMOVE, "roster_subscription_remove")                \
-  XX(ROSTER_SUBSCRIPTION_REMOVED, "roster_subscription_removed")              \
-  XX(ROSTER_SUBSCRIPTION_REFUSED, "roster_subscription_refused")              \
-  XX(ROSTER_SUBSCRIPTION_CANCELLED, "roster_subscription_cancelled")          \
-  XX(GOT_ONLINE, "got_online")                                                \
-  XX(GOT_OFFLINE, "got_offline")                                              \
-  XX(CHANGED_STATUS, "changed_status")                                        \
+  XX(STREAM_ERROR, "stream_error")                                             \
+  XX(ROSTER_RECEIVED, "roster_received")                                       \
+  XX(ROSTER_UPDATE, "roster_update")                                           \
+  XX(PRESENCE_SUBSCRIBE, "presence_subscribe")                                 \
+  XX(PRESENCE_SUBSCRIBED, "presence_subscribed")                               \
+  XX(PRESENCE_UNSUBSCRIBE, "presence_unsubscribe")                             \
+  XX(PRESENCE_UNSUBSCRIBED, "presence_unsubscribed")                           \
+  XX(PRESENCE_AVAILABLE, "presence_available")                                 \
+  XX(PRESENCE_UNAVAILABLE, "presence_unavailable")                             \
+  XX(ROSTER_SUBSCRIPTION_REQUEST, "roster_subscription_request")               \
+  XX(ROSTER_SUBSCRIPTION_AUTHORIZED, "roster_subscription_authorized")         \
+  XX(ROSTER_SUBSCRIPTION_REMOVE, "roster_subscription_remove")                 \
+  XX(ROSTER_SUBSCRIPTION_REMOVED, "roster_subscription_removed")               \
+  XX(ROSTER_SUBSCRIPTION_REFUSED, "roster_subscription_refused")               \
+  XX(ROSTER_SUBSCRIPTION_CANCELLED, "roster_subscription_cancelled")           \
+  XX(GOT_ONLINE, "got_online")                                                 \
+  XX(GOT_OFFLINE, "got_offline")                                               \
+  XX(CHANGED_STATUS, "changed_status")                                         \
   XX(PRESENCE_RESET, "presence_reset")
 
 typedef enum kith_event_type {

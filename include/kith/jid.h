@@ -54,8 +54,7 @@ typedef struct kith_jid kith_jid_t;
  * malloc(3) internally, outside the context's allocator.
  */
 KITH_EXTERN kith_status_t kith_jid_parse(kith_ctx_t *ctx, const char *str,
-                                         kith_jid_t **out,
-                                         const char **reason);
+                                         kith_jid_t **out, const char **reason);
 
 /** Free a JID. NULL is a no-op. */
 KITH_EXTERN void kith_jid_free(kith_jid_t *jid);

@@ -216,8 +216,8 @@ KITH_EXTERN void kith_roster_detach(kith_roster_t *roster);
 /**
  * Completion callback for roster requests. `status` is KITH_OK when the
  * server accepted, KITH_ESTANZA with `reply` the error stanza, KITH_EPROTO
- * for a malformed result, or KITH_ETIMEDOUT / KITH_ECANCELED. Fires exactly once unless the request
- * function returned an error.
+ * for a malformed result, or KITH_ETIMEDOUT / KITH_ECANCELED. Fires exactly
+ * once unless the request function returned an error.
  */
 typedef void (*kith_roster_cb)(kith_roster_t *roster, kith_status_t status,
                                const kith_stanza_t *reply, void *ud);
@@ -246,16 +246,15 @@ KITH_EXTERN kith_status_t kith_roster_fetch(kith_roster_t *roster,
  * only when the server's push arrives: the server is authoritative.
  */
 KITH_EXTERN kith_status_t kith_roster_update(kith_roster_t *roster,
-                                             const char *jid,
-                                             const char *name,
+                                             const char *jid, const char *name,
                                              const char *const *groups,
                                              size_t ngroups,
                                              const char *subscription,
                                              kith_roster_cb cb, void *ud);
 /** Delete an item (kith_roster_update() with subscription "remove"). */
 KITH_EXTERN kith_status_t kith_roster_remove(kith_roster_t *roster,
-                                             const char *jid,
-                                             kith_roster_cb cb, void *ud);
+                                             const char *jid, kith_roster_cb cb,
+                                             void *ud);
 
 /**
  * Send presence. `to` NULL broadcasts; `type` NULL is available (or
@@ -274,16 +273,17 @@ KITH_EXTERN kith_status_t kith_roster_send_presence(
  * pre-approval (RFC 6121 3.4), sent only when the server supports it
  * (KITH_EUNSUPPORTED otherwise).
  */
-KITH_EXTERN kith_status_t kith_roster_send_subscription(
-    kith_roster_t *roster, const char *to, const char *type, const char *nick,
-    const char *from);
+KITH_EXTERN kith_status_t kith_roster_send_subscription(kith_roster_t *roster,
+                                                        const char *to,
+                                                        const char *type,
+                                                        const char *nick,
+                                                        const char *from);
 
 /** Policy for incoming subscription requests (default accept). */
 KITH_EXTERN void kith_roster_set_auto_authorize(kith_roster_t *roster,
                                                 kith_auto_authorize_t policy);
 /** Subscribe back after accepting a request (default on). */
-KITH_EXTERN void kith_roster_set_auto_subscribe(kith_roster_t *roster,
-                                                int on);
+KITH_EXTERN void kith_roster_set_auto_subscribe(kith_roster_t *roster, int on);
 /**
  * Send initial presence after the roster arrives at session start
  * (default on; off leaves it to the application).

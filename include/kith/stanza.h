@@ -93,8 +93,7 @@ KITH_EXTERN const char *kith_stanza_name(const kith_stanza_t *st);
 KITH_EXTERN const char *kith_stanza_ns(const kith_stanza_t *st);
 /** Set (copy) the namespace; NULL clears it. Children keep theirs.
  * Returns KITH_OK, KITH_EINVAL (as for kith_stanza_new()) or KITH_ENOMEM. */
-KITH_EXTERN kith_status_t kith_stanza_set_ns(kith_stanza_t *st,
-                                             const char *ns);
+KITH_EXTERN kith_status_t kith_stanza_set_ns(kith_stanza_t *st, const char *ns);
 
 /** An attribute's value, or NULL when absent. Borrowed. */
 KITH_EXTERN const char *kith_stanza_attr(const kith_stanza_t *st,
@@ -116,8 +115,8 @@ KITH_EXTERN size_t kith_stanza_attr_count(const kith_stanza_t *st);
  * The i-th attribute (0-based, in order). Returns KITH_ENOTFOUND past the
  * end. Borrowed strings.
  */
-KITH_EXTERN kith_status_t kith_stanza_attr_at(const kith_stanza_t *st,
-                                              size_t i, const char **name,
+KITH_EXTERN kith_status_t kith_stanza_attr_at(const kith_stanza_t *st, size_t i,
+                                              const char **name,
                                               const char **value);
 
 /**
@@ -159,8 +158,7 @@ KITH_EXTERN void kith_stanza_remove_child(kith_stanza_t *parent,
  * own or inherited. Borrowed.
  */
 KITH_EXTERN kith_stanza_t *kith_stanza_child(const kith_stanza_t *st,
-                                             const char *name,
-                                             const char *ns);
+                                             const char *name, const char *ns);
 /** First element child (text is skipped), or NULL. */
 KITH_EXTERN kith_stanza_t *kith_stanza_first_child(const kith_stanza_t *st);
 /** Next element sibling (text is skipped), or NULL. */
@@ -192,8 +190,8 @@ KITH_EXTERN const char *kith_stanza_child_text(const kith_stanza_t *st,
  * (over INT_MAX bytes).
  */
 KITH_EXTERN kith_status_t kith_stanza_to_string(const kith_stanza_t *st,
-                                                const char *ctx_ns,
-                                                char **out, size_t *len);
+                                                const char *ctx_ns, char **out,
+                                                size_t *len);
 
 /**
  * Parse one complete XML element from `xml` (`len` bytes) into a new tree,

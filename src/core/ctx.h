@@ -32,14 +32,17 @@ char *kith__strndup(kith_ctx_t *ctx, const char *s, size_t n);
 /* Non-zero when a message at `level` would reach the log callback. */
 int kith__log_enabled(kith_ctx_t *ctx, kith_log_level_t level);
 void kith__log(kith_ctx_t *ctx, kith_log_level_t level, const char *area,
-               const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+               const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 void kith__vlog(kith_ctx_t *ctx, kith_log_level_t level, const char *area,
                 const char *fmt, va_list ap);
 
-#define kith__err(ctx, area, ...) kith__log(ctx, KITH_LOG_ERROR, area, __VA_ARGS__)
-#define kith__warn(ctx, area, ...) kith__log(ctx, KITH_LOG_WARN, area, __VA_ARGS__)
-#define kith__info(ctx, area, ...) kith__log(ctx, KITH_LOG_INFO, area, __VA_ARGS__)
-#define kith__debug(ctx, area, ...) kith__log(ctx, KITH_LOG_DEBUG, area, __VA_ARGS__)
+#define kith__err(ctx, area, ...)                                              \
+  kith__log(ctx, KITH_LOG_ERROR, area, __VA_ARGS__)
+#define kith__warn(ctx, area, ...)                                             \
+  kith__log(ctx, KITH_LOG_WARN, area, __VA_ARGS__)
+#define kith__info(ctx, area, ...)                                             \
+  kith__log(ctx, KITH_LOG_INFO, area, __VA_ARGS__)
+#define kith__debug(ctx, area, ...)                                            \
+  kith__log(ctx, KITH_LOG_DEBUG, area, __VA_ARGS__)
 
 #endif /* KITH_CORE_CTX_H */
