@@ -490,9 +490,15 @@ static void in_subscription(const cin_t *in, kith__ptype_t type)
 
 /* ---- Inbound presence ------------------------------------------------- */
 
-static int str_same(const char *a, const char *b)
+/* The event an item's presence change raises, if any. */
+static void emit_change(const cin_t *in, kith__presence_change_t change)
 {
-  return strcmp(a ? a : "", b ? b : "") == 0;
+  if (change == KITH__PRESENCE_ONLINE)
+    emit_in(in, KITH_EVENT_GOT_ONLINE);
+  else if (change == KITH__PRESENCE_CHANGED)
+    emit_in(in, KITH_EVENT_CHANGED_STATUS);
+  else if (change == KITH__PRESENCE_OFFLINE)
+    emit_in(in, KITH_EVENT_GOT_OFFLINE);
 }
 
 /* Available from a contact: tracked only when the owner is subscribed to
@@ -501,48 +507,29 @@ static void in_available(const cin_t *in)
 {
   const kith__wire_presence_t *p = in->p;
   kith_roster_item_t *it;
-  kith_show_t oshow;
-  const char *ostatus = NULL;
-  int oprio = 0, known, differs;
-  size_t before;
+  kith__presence_change_t change;
 
   emit_in(in, KITH_EVENT_PRESENCE_AVAILABLE);
   it = item_of(in->s, in->owner, in->bare);
   if (it == NULL || !(kith_roster_item_flags(it) & KITH_ROSTER_TO))
     return;
-  before = kith_roster_item_resource_count(it);
-  known = kith_roster_item_presence(it, p->resource, &oshow, &ostatus, &oprio,
-                                    NULL) == KITH_OK;
-  differs = known && ((int)oshow != p->show || oprio != p->priority ||
-                      !str_same(ostatus, p->status));
-  if (kith__roster_item_set_presence(it, p->resource, (kith_show_t)p->show,
-                                     p->status, p->priority, 0,
-                                     NULL) != KITH_OK) {
+  if (kith__roster_item_track_available(it, p->resource, (kith_show_t)p->show,
+                                        p->status, p->priority,
+                                        &change) != KITH_OK) {
     kith__warn(ctx_of(in->s), "component", "presence of %s not tracked",
                p->from_full);
     return;
   }
-  if (before == 0)
-    emit_in(in, KITH_EVENT_GOT_ONLINE);
-  else if (differs)
-    emit_in(in, KITH_EVENT_CHANGED_STATUS);
+  emit_change(in, change);
 }
 
 static void in_unavailable(const cin_t *in)
 {
   kith_roster_item_t *it;
-  size_t before;
 
   emit_in(in, KITH_EVENT_PRESENCE_UNAVAILABLE);
-  if ((it = item_of(in->s, in->owner, in->bare)) == NULL)
-    return;
-  before = kith_roster_item_resource_count(it);
-  if (in->p->resource == NULL)
-    kith__roster_item_clear_all_presence(it);
-  else
-    kith__roster_item_clear_presence(it, in->p->resource);
-  if (before > 0 && kith_roster_item_resource_count(it) == 0)
-    emit_in(in, KITH_EVENT_GOT_OFFLINE);
+  if ((it = item_of(in->s, in->owner, in->bare)) != NULL)
+    emit_change(in, kith__roster_item_track_unavailable(it, in->p->resource));
 }
 
 /*

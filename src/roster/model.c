@@ -1528,3 +1528,45 @@ const char *kith_roster_item_best_resource(const kith_roster_item_t *it)
       best = &it->res[i];
   return best ? best->name : NULL;
 }
+
+kith_status_t kith__roster_item_track_available(
+    kith_roster_item_t *item, const char *resource, kith_show_t show,
+    const char *status, int priority, kith__presence_change_t *change)
+{
+  size_t before = kith_roster_item_resource_count(item);
+  kith_show_t oshow = KITH_SHOW_UNAVAILABLE;
+  const char *ostatus = NULL;
+  int oprio = 0, known, differs;
+  kith_status_t rc;
+
+  *change = KITH__PRESENCE_SAME;
+  known = kith_roster_item_presence(item, resource, &oshow, &ostatus, &oprio,
+                                    NULL) == KITH_OK;
+  differs =
+      known && (oshow != show || oprio != priority ||
+                strcmp(ostatus ? ostatus : "", status ? status : "") != 0);
+  rc = kith__roster_item_set_presence(item, resource, show, status, priority, 0,
+                                      NULL);
+  if (rc != KITH_OK)
+    return rc;
+  if (before == 0)
+    *change = KITH__PRESENCE_ONLINE;
+  else if (differs)
+    *change = KITH__PRESENCE_CHANGED;
+  return KITH_OK;
+}
+
+kith__presence_change_t
+kith__roster_item_track_unavailable(kith_roster_item_t *item,
+                                    const char *resource)
+{
+  size_t before = kith_roster_item_resource_count(item);
+
+  if (resource == NULL)
+    kith__roster_item_clear_all_presence(item);
+  else
+    kith__roster_item_clear_presence(item, resource);
+  return before > 0 && kith_roster_item_resource_count(item) == 0
+             ? KITH__PRESENCE_OFFLINE
+             : KITH__PRESENCE_SAME;
+}

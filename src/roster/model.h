@@ -242,6 +242,34 @@ kith_status_t kith__roster_item_clear_presence(kith_roster_item_t *item,
 /** Drop every resource; the item is then offline. */
 void kith__roster_item_clear_all_presence(kith_roster_item_t *item);
 
+/** What a presence did to a contact: the got_online / changed_status /
+ * got_offline events are read off this. */
+typedef enum kith__presence_change {
+  KITH__PRESENCE_SAME = 0,    /* nothing worth an event */
+  KITH__PRESENCE_ONLINE = 1,  /* the contact's first resource came online */
+  KITH__PRESENCE_CHANGED = 2, /* a known resource changed show/status/prio */
+  KITH__PRESENCE_OFFLINE = 3  /* the contact's last resource went offline */
+} kith__presence_change_t;
+
+/**
+ * Track an available presence of `resource` (kith__roster_item_set_presence
+ * with the current time and no stanza) and say what it changed in *change.
+ * Errors as kith__roster_item_set_presence(); *change is then SAME.
+ */
+kith_status_t kith__roster_item_track_available(
+    kith_roster_item_t *item, const char *resource, kith_show_t show,
+    const char *status, int priority, kith__presence_change_t *change);
+
+/**
+ * Track an unavailable presence: one resource, or every resource when
+ * `resource` is NULL (an unavailable from the bare JID speaks for the whole
+ * contact, RFC 6121 3.3). Returns OFFLINE when the contact's last resource
+ * went, else SAME.
+ */
+kith__presence_change_t
+kith__roster_item_track_unavailable(kith_roster_item_t *item,
+                                    const char *resource);
+
 /** The last presence stanza kept for `resource` (NULL/"" = bare), or NULL. */
 const kith_stanza_t *
 kith__roster_item_presence_stanza(const kith_roster_item_t *item,

@@ -41,11 +41,6 @@ typedef struct inbound {
   const char *bare; /* the contact's bare JID (own JID when no 'from') */
 } inbound_t;
 
-static int str_same(const char *a, const char *b)
-{
-  return strcmp(a ? a : "", b ? b : "") == 0;
-}
-
 static kith_roster_item_t *find_item(const kith__sync_t *s, const char *bare)
 {
   kith_roster_node_t *node = kith__sync_self(s);
@@ -76,53 +71,43 @@ static void emit_in(const inbound_t *in, kith_event_type_t type)
 
 /* ---- Availability ----------------------------------------------------- */
 
+/* The event an item's presence change raises, if any. */
+static void emit_change(const inbound_t *in, kith__presence_change_t change)
+{
+  if (change == KITH__PRESENCE_ONLINE)
+    emit_in(in, KITH_EVENT_GOT_ONLINE);
+  else if (change == KITH__PRESENCE_CHANGED)
+    emit_in(in, KITH_EVENT_CHANGED_STATUS);
+  else if (change == KITH__PRESENCE_OFFLINE)
+    emit_in(in, KITH_EVENT_GOT_OFFLINE);
+}
+
 static void on_available(const inbound_t *in)
 {
   const kith__wire_presence_t *p = in->p;
   kith_roster_item_t *it;
-  kith_show_t oshow;
-  const char *ostatus = NULL;
-  int oprio = 0, known, differs;
-  size_t before;
+  kith__presence_change_t change;
 
   emit_in(in, KITH_EVENT_PRESENCE_AVAILABLE);
   if ((it = find_item(in->s, in->bare)) == NULL)
     return; /* a stranger or our own other resource: reported only */
-  before = kith_roster_item_resource_count(it);
-  known = kith_roster_item_presence(it, p->resource, &oshow, &ostatus, &oprio,
-                                    NULL) == KITH_OK;
-  differs = known && ((int)oshow != p->show || oprio != p->priority ||
-                      !str_same(ostatus, p->status));
-  if (kith__roster_item_set_presence(it, p->resource, (kith_show_t)p->show,
-                                     p->status, p->priority, 0,
-                                     NULL) != KITH_OK) {
+  if (kith__roster_item_track_available(it, p->resource, (kith_show_t)p->show,
+                                        p->status, p->priority,
+                                        &change) != KITH_OK) {
     kith__warn(kith__roster_ctx(in->s->roster), "presence",
                "presence of %s not tracked", p->from_full);
     return;
   }
-  if (before == 0)
-    emit_in(in, KITH_EVENT_GOT_ONLINE);
-  else if (differs)
-    emit_in(in, KITH_EVENT_CHANGED_STATUS);
+  emit_change(in, change);
 }
 
 static void on_unavailable(const inbound_t *in)
 {
   kith_roster_item_t *it;
-  size_t before;
 
   emit_in(in, KITH_EVENT_PRESENCE_UNAVAILABLE);
-  if ((it = find_item(in->s, in->bare)) == NULL)
-    return;
-  before = kith_roster_item_resource_count(it);
-  /* Unavailable from the bare JID speaks for the whole contact (its server
-   * sends it, for example after an unsubscribe, RFC 6121 3.3). */
-  if (in->p->resource == NULL)
-    kith__roster_item_clear_all_presence(it);
-  else
-    kith__roster_item_clear_presence(it, in->p->resource);
-  if (before > 0 && kith_roster_item_resource_count(it) == 0)
-    emit_in(in, KITH_EVENT_GOT_OFFLINE);
+  if ((it = find_item(in->s, in->bare)) != NULL)
+    emit_change(in, kith__roster_item_track_unavailable(it, in->p->resource));
 }
 
 /* ---- Subscription flags ----------------------------------------------- */

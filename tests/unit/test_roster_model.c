@@ -180,6 +180,53 @@ static char *snapshot(const kith_roster_node_t *n)
 
 /* ---- Nodes ------------------------------------------------------------ */
 
+static void test_presence_changes(void **state)
+{
+  kith_roster_t *r;
+  kith_roster_node_t *n = one_node(&r, NULL);
+  kith_roster_item_t *it = add(n, "romeo@example.net", NULL, NULL, 0);
+  kith__presence_change_t c;
+
+  (void)state;
+  /* First resource: online; the same again: nothing; a new status on a
+   * known resource: changed; a second resource: nothing new. */
+  assert_int_equal(
+      kith__roster_item_track_available(it, "a", KITH_SHOW_AWAY, "out", 1, &c),
+      KITH_OK);
+  assert_int_equal(c, KITH__PRESENCE_ONLINE);
+  assert_int_equal(
+      kith__roster_item_track_available(it, "a", KITH_SHOW_AWAY, "out", 1, &c),
+      KITH_OK);
+  assert_int_equal(c, KITH__PRESENCE_SAME);
+  assert_int_equal(kith__roster_item_track_available(it, "a", KITH_SHOW_AWAY,
+                                                     "back soon", 1, &c),
+                   KITH_OK);
+  assert_int_equal(c, KITH__PRESENCE_CHANGED);
+  assert_int_equal(
+      kith__roster_item_track_available(it, "b", KITH_SHOW_CHAT, NULL, 0, &c),
+      KITH_OK);
+  assert_int_equal(c, KITH__PRESENCE_SAME);
+  /* Offline only when the last resource goes; bare JID clears all. */
+  assert_int_equal(kith__roster_item_track_unavailable(it, "a"),
+                   KITH__PRESENCE_SAME);
+  assert_int_equal(kith__roster_item_track_unavailable(it, "zz"),
+                   KITH__PRESENCE_SAME);
+  assert_int_equal(kith__roster_item_track_unavailable(it, "b"),
+                   KITH__PRESENCE_OFFLINE);
+  kith__roster_item_track_available(it, "a", KITH_SHOW_AVAILABLE, NULL, 0, &c);
+  kith__roster_item_track_available(it, "b", KITH_SHOW_AVAILABLE, NULL, 0, &c);
+  assert_int_equal(kith__roster_item_track_unavailable(it, NULL),
+                   KITH__PRESENCE_OFFLINE);
+  assert_int_equal(kith__roster_item_track_unavailable(it, NULL),
+                   KITH__PRESENCE_SAME);
+  /* A bad priority is refused and reports no change. */
+  assert_int_not_equal(kith__roster_item_track_available(
+                           it, "a", KITH_SHOW_AVAILABLE, NULL, 500, &c),
+                       KITH_OK);
+  assert_int_equal(c, KITH__PRESENCE_SAME);
+  kith_roster_free(r);
+}
+
 static void test_nodes(void **state)
 {
   kith_roster_t *r;
@@ -978,6 +1025,7 @@ int main(void)
 {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_nodes),
+      cmocka_unit_test(test_presence_changes),
       cmocka_unit_test(test_items_crud),
       cmocka_unit_test(test_items_stress),
       cmocka_unit_test(test_groups),
