@@ -101,8 +101,9 @@ KITH_EXTERN kith_status_t kith_roster_add_node(kith_roster_t *roster,
  */
 KITH_EXTERN kith_status_t kith_roster_remove_node(kith_roster_t *roster,
                                                   const char *owner);
-/** Number of nodes, and the i-th (in creation order). */
+/** Number of nodes. */
 KITH_EXTERN size_t kith_roster_node_count(const kith_roster_t *roster);
+/** The i-th node in creation order, or NULL past the end. */
 KITH_EXTERN kith_roster_node_t *kith_roster_node_at(const kith_roster_t *r,
                                                     size_t i);
 /** The client's own node (its bound bare JID), or NULL before binding. */
@@ -128,8 +129,9 @@ kith_roster_node_item(const kith_roster_node_t *n, const char *jid);
  */
 KITH_EXTERN kith_roster_item_t *
 kith_roster_node_next(const kith_roster_node_t *n, size_t *cursor);
-/** Every group name used in the node, in first-use order. */
+/** Number of group names used in the node. */
 KITH_EXTERN size_t kith_roster_node_group_count(const kith_roster_node_t *n);
+/** The i-th group name in first-use order, or NULL past the end. */
 KITH_EXTERN const char *kith_roster_node_group_at(const kith_roster_node_t *n,
                                                   size_t i);
 /**
@@ -151,15 +153,19 @@ KITH_EXTERN size_t kith_roster_node_broadcast_targets(
 KITH_EXTERN void
 kith_roster_node_set_auto_authorize(kith_roster_node_t *n,
                                     kith_auto_authorize_t policy);
+/** Per-node auto-subscribe: 0 off, 1 on, -1 inherit the roster's. */
 KITH_EXTERN void kith_roster_node_set_auto_subscribe(kith_roster_node_t *n,
                                                      int on /* -1 inherit */);
 
 /* ---- An item -------------------------------------------------------- */
 
+/** The contact's normalized bare JID. Borrowed. */
 KITH_EXTERN const char *kith_roster_item_jid(const kith_roster_item_t *it);
 /** The item's name, or NULL when it has none (an empty name is none). */
 KITH_EXTERN const char *kith_roster_item_name(const kith_roster_item_t *it);
+/** Number of groups the item is in. */
 KITH_EXTERN size_t kith_roster_item_group_count(const kith_roster_item_t *it);
+/** The i-th group, in the order the server sent them, or NULL past the end. */
 KITH_EXTERN const char *kith_roster_item_group_at(const kith_roster_item_t *it,
                                                   size_t i);
 /** The KITH_ROSTER_* flags. */
@@ -172,11 +178,13 @@ KITH_EXTERN kith_sub_t kith_roster_item_sub(const kith_roster_item_t *it);
  */
 KITH_EXTERN void kith_roster_item_set_whitelisted(kith_roster_item_t *it,
                                                   int on);
+/** Non-zero when the contact is whitelisted. */
 KITH_EXTERN int kith_roster_item_whitelisted(const kith_roster_item_t *it);
 
-/** Number of connected resources, and the i-th resource's name. */
+/** Number of connected resources. */
 KITH_EXTERN size_t
 kith_roster_item_resource_count(const kith_roster_item_t *it);
+/** The i-th connected resource's name, or NULL past the end. */
 KITH_EXTERN const char *
 kith_roster_item_resource_at(const kith_roster_item_t *it, size_t i);
 /**

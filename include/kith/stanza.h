@@ -212,10 +212,13 @@ KITH_EXTERN kith_status_t kith_stanza_parse(kith_ctx_t *ctx, const char *xml,
  */
 KITH_EXTERN const char *kith_stanza_error_condition(const kith_stanza_t *st);
 
-/** Convenience accessors for the common stanza attributes. */
+/** The 'id' attribute, or NULL. Borrowed. */
 KITH_EXTERN const char *kith_stanza_id(const kith_stanza_t *st);
+/** The 'type' attribute, or NULL. Borrowed. */
 KITH_EXTERN const char *kith_stanza_type(const kith_stanza_t *st);
+/** The 'from' attribute as sent (not normalized), or NULL. Borrowed. */
 KITH_EXTERN const char *kith_stanza_from(const kith_stanza_t *st);
+/** The 'to' attribute as sent (not normalized), or NULL. Borrowed. */
 KITH_EXTERN const char *kith_stanza_to(const kith_stanza_t *st);
 
 #ifdef __cplusplus
