@@ -485,6 +485,43 @@ static void test_connect_timeout(void **state)
   peer_close(&p);
 }
 
+static void test_send_queue_cap(void **state)
+{
+  peer_t p;
+  kith_stanza_t *msg = NULL, *body = NULL;
+  char *big = malloc(1024 * 1024 + 1);
+  size_t queued;
+  int i, sent = 0;
+  kith_status_t rc = KITH_OK;
+
+  (void)state;
+  component_ready(&p);
+  memset(big, 'x', 1024 * 1024);
+  big[1024 * 1024] = '\0';
+  assert_int_equal(kith_stanza_new(NULL, "message", NULL, &msg), KITH_OK);
+  kith_stanza_set_attr(msg, "to", "romeo@example.net");
+  kith_stanza_add_element(msg, "body", NULL, &body);
+  kith_stanza_add_text(body, big);
+  /* Nobody drains the queue: it fills up to its cap, 16 MiB. */
+  for (i = 0; i < 32 && rc == KITH_OK; i++) {
+    queued = p.conn->out.len;
+    rc = kith_conn_send(p.conn, msg);
+    sent += rc == KITH_OK;
+  }
+  assert_int_equal(rc, KITH_ELIMIT);
+  assert_int_equal(sent, 15); /* 15 x ~1 MiB fit, the 16th would not */
+  /* A refused stanza leaves nothing half-written in the queue. */
+  assert_int_equal(p.conn->out.len, queued);
+  assert_true(p.conn->out.len <= KITH_DEFAULT_SEND_QUEUE_MAX);
+  /* A small stanza still fits, and the connection carries on. */
+  kith_stanza_remove_child(msg, body);
+  assert_int_equal(kith_conn_send(p.conn, msg), KITH_OK);
+  assert_true(kith_conn_is_ready(p.conn));
+  kith_stanza_free(msg);
+  free(big);
+  peer_close(&p);
+}
+
 static void test_event_names(void **state)
 {
   (void)state;
@@ -535,6 +572,7 @@ int main(void)
       cmocka_unit_test(test_client_requires_starttls),
       cmocka_unit_test(test_client_starttls_refused),
       cmocka_unit_test(test_connect_timeout),
+      cmocka_unit_test(test_send_queue_cap),
       cmocka_unit_test(test_event_names),
       cmocka_unit_test(test_config_validation),
   };
