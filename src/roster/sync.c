@@ -476,34 +476,27 @@ static kith_status_t fetch_item(void *ud, const kith__wire_item_view_t *v)
   return KITH_OK;
 }
 
-/* The pending fetch a streamed item's shell answers, or NULL. The
- * sender rule is dispatch.c's for a request sent with no 'to'. */
+/* The pending fetch a streamed item's shell answers, or NULL. The sender
+ * must be one that may answer a request sent with no 'to', the same rule
+ * iq tracking applies (kith__conn_reply_matches). */
 static kith__sync_req_t *stream_req(kith__sync_t *s, const kith_stanza_t *shell)
 {
-  const char *id = kith_stanza_id(shell), *from = kith_stanza_from(shell);
-  kith_conn_t *conn = s->conn;
+  const char *id = kith_stanza_id(shell);
   kith__sync_req_t *req;
-  char *nfrom = NULL;
-  int ok;
 
   if (id == NULL)
     return NULL;
   for (req = s->reqs; req; req = req->next)
     if (req->fetch && req->id && strcmp(req->id, id) == 0)
       break;
-  if (req == NULL || from == NULL)
-    return req;
+  if (req == NULL)
+    return NULL;
   /* Every item of one result has the same shell: check its sender once. */
   if (req->result && req->result->st == shell)
     return req;
-  if (kith_jid_normalize(kith__roster_ctx(s->roster), from, 0, &nfrom, NULL) !=
-      KITH_OK)
-    return NULL;
-  ok = (conn->jid && (strcmp(nfrom, kith_jid_bare(conn->jid)) == 0 ||
-                      strcmp(nfrom, kith_jid_domain(conn->jid)) == 0)) ||
-       (conn->bound_jid && strcmp(nfrom, conn->bound_jid) == 0);
-  kith__free(kith__roster_ctx(s->roster), nfrom);
-  return ok ? req : NULL;
+  return kith__conn_reply_matches(s->conn, NULL, kith_stanza_from(shell))
+             ? req
+             : NULL;
 }
 
 void kith__sync_fetch_item(kith__sync_req_t *req, const kith_stanza_t *shell,

@@ -180,6 +180,12 @@ void kith__emit(kith_conn_t *conn, kith_event_t *ev);
 void kith__emit_simple(kith_conn_t *conn, kith_event_type_t type,
                        kith_status_t status, const char *text, const char *jid);
 void kith__dispatch_stanza(kith_conn_t *conn, const kith_stanza_t *st);
+/* Does a reply from `from` (as sent, may be NULL) answer a request sent to
+ * `to` (normalized, or NULL)? RFC 6120 10.3: a request with no 'to' went to
+ * the account itself and may be answered with no 'from', the bare JID, the
+ * domain or the bound JID. */
+int kith__conn_reply_matches(kith_conn_t *conn, const char *to,
+                             const char *from);
 /* Internal iq send usable before the session is ready (bind). */
 kith_status_t kith__iq_track(kith_conn_t *conn, kith_stanza_t *iq,
                              unsigned timeout_ms, kith_iq_cb cb, void *ud);

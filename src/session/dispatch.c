@@ -245,7 +245,8 @@ kith_status_t kith_conn_send_iq(kith_conn_t *conn, kith_stanza_t *iq,
 /* Does a reply from `from` answer a request sent to `to` (normalized, or
  * NULL)? RFC 6120 10.3: a request with no 'to' went to the account itself,
  * and may be answered with no 'from', the bare JID, or the domain. */
-static int reply_matches(kith_conn_t *conn, const char *to, const char *from)
+int kith__conn_reply_matches(kith_conn_t *conn, const char *to,
+                             const char *from)
 {
   char *nfrom = NULL;
   int ok = 0;
@@ -279,7 +280,7 @@ static int iq_reply(kith_conn_t *conn, const kith_stanza_t *st)
     kith__pending_iq_t *p = *pp;
     if (strcmp(p->id, id) != 0)
       continue;
-    if (!reply_matches(conn, p->to, kith_stanza_from(st))) {
+    if (!kith__conn_reply_matches(conn, p->to, kith_stanza_from(st))) {
       kith__warn(conn->ctx, "iq",
                  "ignoring a reply to %s from %s: the request went to %s", id,
                  kith_stanza_from(st), p->to ? p->to : "the account");
