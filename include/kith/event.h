@@ -41,7 +41,8 @@ extern "C" {
   XX(GOT_ONLINE, "got_online")                                                 \
   XX(GOT_OFFLINE, "got_offline")                                               \
   XX(CHANGED_STATUS, "changed_status")                                         \
-  XX(PRESENCE_RESET, "presence_reset")
+  XX(PRESENCE_RESET, "presence_reset")                                         \
+  XX(STORE_ERROR, "store_error")
 
 typedef enum kith_event_type {
 #define KITH_EVENT_ENUM_(suffix, name) KITH_EVENT_##suffix,
@@ -82,6 +83,10 @@ typedef enum kith_event_type {
  * - GOT_ONLINE / GOT_OFFLINE: a contact's first resource came online / its
  *   last went offline; CHANGED_STATUS: show, status or priority changed.
  * - PRESENCE_RESET: on disconnect, one per contact that was online.
+ * - STORE_ERROR: the roster's store failed (`status` KITH_ESTORE,
+ *   KITH_ECORRUPT, ...; `text` says why; `owner` the node concerned). A
+ *   failed write is retried, as a rewrite of the whole node, at the next
+ *   change; the roster in memory stays right meanwhile.
  */
 typedef struct kith_roster_item kith_roster_item_t;
 

@@ -31,6 +31,7 @@
 #include "kith/ctx.h"
 #include "kith/stanza.h"
 #include "kith/conn.h"
+#include "kith/store.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -201,6 +202,54 @@ KITH_EXTERN kith_status_t kith_roster_item_presence(
  */
 KITH_EXTERN const char *
 kith_roster_item_best_resource(const kith_roster_item_t *it);
+
+/* ---- Persistence (kith/store.h) ---------------------------------------- */
+
+/**
+ * Keep the roster in `store` (borrowed: it must outlive the roster, or be
+ * unset with NULL first). From then on:
+ *   - a node not in memory is loaded from the store the first time it is
+ *     looked up (kith_roster_node(), kith_roster_add_node(), stanzas for
+ *     it), so a client reads its cached roster before connecting;
+ *   - every change is written through, one atomic batch per roster change
+ *     (a push and its version, a whole result and its version, the
+ *     effects of one subscription stanza), before control returns to the
+ *     event loop; a failed write raises KITH_EVENT_STORE_ERROR and is
+ *     retried as a rewrite of the node at the next change;
+ *   - attached to a client connection, a damaged cache (KITH_ECORRUPT) is
+ *     reset and the roster fetched whole.
+ * Presence, per-node policy overrides and the component's owner presence
+ * are not stored. Set the store on an empty roster (KITH_ESTATE otherwise).
+ */
+KITH_EXTERN kith_status_t kith_roster_set_store(kith_roster_t *roster,
+                                                kith_store_t *store);
+/** The roster's store, or NULL. */
+KITH_EXTERN kith_store_t *kith_roster_store(const kith_roster_t *roster);
+
+/**
+ * Load the node of `owner` from the store now (or find it in memory).
+ * KITH_ENOTFOUND when the store does not know the owner (no node is
+ * created), KITH_ESTORE / KITH_ECORRUPT when the store failed
+ * (kith_store_errmsg() says why), KITH_ESTATE without a store.
+ */
+KITH_EXTERN kith_status_t kith_roster_load(kith_roster_t *roster,
+                                           const char *owner,
+                                           kith_roster_node_t **out);
+
+/**
+ * Bound the memory the roster's nodes take (bytes; 0, the default, means
+ * unbounded). With a store, nodes nobody used for longest leave memory
+ * when the bound is passed (they stay in the store and come back on
+ * their next use): a component serving a million JIDs keeps only its
+ * active ones. Nodes with online contacts, the client's own node and
+ * nodes whose last write failed stay. Eviction happens when a roster
+ * change or a stanza's handling ends, never in the middle of one;
+ * pointers to an evicted node become invalid then.
+ */
+KITH_EXTERN void kith_roster_set_memory_limit(kith_roster_t *roster,
+                                              size_t bytes);
+/** The bytes the roster's nodes in memory take, as the bound counts them. */
+KITH_EXTERN size_t kith_roster_memory(const kith_roster_t *roster);
 
 /* ---- Attaching to a connection -------------------------------------- */
 

@@ -15,6 +15,7 @@
 #include "core/ctx.h"
 #include "roster/component.h"
 #include "roster/model.h"
+#include "roster/persist.h"
 #include "roster/subscription.h"
 #include "roster/sync.h"
 #include "roster/wire.h"
@@ -175,7 +176,7 @@ static void stranger_drop(kith__sync_t *s, cstranger_t *gone)
     }
 }
 
-static kith_status_t stranger_set(kith__sync_t *s, const char *owner,
+static kith_status_t stranger_put(kith__sync_t *s, const char *owner,
                                   const char *contact, unsigned flags)
 {
   cstranger_t *e = stranger_find(s, owner, contact), *last;
@@ -209,6 +210,66 @@ static kith_status_t stranger_set(kith__sync_t *s, const char *owner,
   c->strangers = e;
   c->nstrangers++;
   return KITH_OK;
+}
+
+/* Set a stranger's flags (0 forgets it) and tell the store. */
+static kith_status_t stranger_set(kith__sync_t *s, const char *owner,
+                                  const char *contact, unsigned flags)
+{
+  cstranger_t *e = stranger_find(s, owner, contact);
+  kith_status_t rc;
+
+  if ((e ? e->flags : 0) == flags)
+    return KITH_OK;
+  rc = stranger_put(s, owner, contact, flags);
+  kith__persist_stranger(s->roster, owner, contact);
+  return rc;
+}
+
+/* ---- The store's view of strangers (persist.h) ------------------------ */
+
+static unsigned ext_stranger_flags(void *ud, const char *owner, const char *jid)
+{
+  cstranger_t *e = stranger_find(ud, owner, jid);
+
+  return e ? e->flags : 0;
+}
+
+static void
+ext_strangers(void *ud, const char *owner,
+              void (*fn)(void *fud, const char *jid, unsigned flags), void *fud)
+{
+  kith__sync_t *s = ud;
+  cstranger_t *e;
+
+  for (e = s->comp ? s->comp->strangers : NULL; e; e = e->next)
+    if (strcmp(e->key, owner) == 0)
+      fn(fud, e->key + e->owner_len + 1, e->flags);
+}
+
+static void ext_stranger_loaded(void *ud, const char *owner, const char *jid,
+                                unsigned flags)
+{
+  /* Loaded, not changed: nothing to write back. */
+  if (stranger_put(ud, owner, jid, flags & ~VISIBLE) != KITH_OK)
+    kith__warn(ctx_of(ud), "component",
+               "out of memory: stored request of %s to %s not kept", jid,
+               owner);
+}
+
+void kith__comp_store_ext(kith__sync_t *s, int on)
+{
+  kith__persist_ext_t ext;
+
+  if (!on) {
+    kith__persist_set_ext(s->roster, NULL);
+    return;
+  }
+  ext.stranger_flags = ext_stranger_flags;
+  ext.strangers = ext_strangers;
+  ext.stranger_loaded = ext_stranger_loaded;
+  ext.ud = s;
+  kith__persist_set_ext(s->roster, &ext);
 }
 
 /* ---- Lookups and events ----------------------------------------------- */
@@ -611,7 +672,9 @@ int kith__comp_on_presence(kith_conn_t *conn, const kith_stanza_t *st, void *ud)
     in.p = &p;
     in.owner = owner;
     in.bare = p.from_bare;
+    kith__roster_begin(s->roster); /* one stanza, one batch for the store */
     in_dispatch(&in);
+    kith__roster_end(s->roster);
   }
   kith__free(ctx, owner);
   kith__wire_presence_clear(&p);

@@ -50,6 +50,12 @@
 /* Strangers' pending requests kept per roster, oldest dropped first. */
 #define KITH__COMP_MAX_STRANGERS 1024u
 
+/**
+ * Let the roster's store keep the component's strangers (persist.h): on
+ * when attached to a component connection, off when freed.
+ */
+void kith__comp_store_ext(kith__sync_t *s, int on);
+
 /** Free the component state of `s` (NULL state is fine). */
 void kith__comp_free(kith__sync_t *s);
 

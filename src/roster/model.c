@@ -259,6 +259,8 @@ struct kith_roster_node {
   group_t **groups;
   uint32_t ngroups, gcap;
   ix_t gix;
+  uint64_t stamp; /* last use, for least-recently-used eviction */
+  size_t acct;    /* bytes as the persistence layer accounted them */
   signed char auto_authorize; /* kith_auto_authorize_t */
   signed char auto_subscribe; /* -1 inherit */
   char owner[];
@@ -274,6 +276,16 @@ struct kith_roster {
   uint32_t max_res;
   kith__roster_hook_fn hook;
   void *hook_ud;
+  int mute;  /* the hook is silent while > 0 */
+  int depth; /* open batch brackets */
+  void (*commit)(void *ud, kith_roster_t *roster);
+  void *commit_ud;
+  kith__roster_loader_fn loader;
+  void *loader_ud;
+  int loading; /* the loader is running: no nested loads */
+  uint64_t clock;
+  void *persist;
+  void (*persist_free)(void *p);
   void (*detach)(kith_roster_t *roster, void *ud);
   void *detach_ud;
   kith_auto_authorize_t auto_authorize;
@@ -343,8 +355,13 @@ static void notify(kith_roster_node_t *n, kith_roster_item_t *it,
 {
   kith_roster_t *r = n->roster;
 
+  if (r->mute > 0)
+    return;
   if (r->hook)
     r->hook(r->hook_ud, n, it, what);
+  /* A change outside any bracket is a batch of its own. */
+  if (r->depth == 0 && r->commit)
+    r->commit(r->commit_ud, r);
 }
 
 /* Normalize any JID form to its bare form; the result is freed by caller. */
@@ -488,6 +505,12 @@ void kith_roster_free(kith_roster_t *roster)
     roster->detach = NULL;
     fn(roster, roster->detach_ud);
   }
+  if (roster->persist_free) {
+    void (*fn)(void *) = roster->persist_free;
+
+    roster->persist_free = NULL;
+    fn(roster->persist);
+  }
   for (i = 0; i < roster->n; i++)
     node_free(roster->nodes[i]);
   kith__free(roster->ctx, roster->nodes);
@@ -505,6 +528,67 @@ void kith__roster_set_hook(kith_roster_t *roster, kith__roster_hook_fn fn,
 {
   roster->hook = fn;
   roster->hook_ud = fn ? ud : NULL;
+}
+
+void kith__roster_set_persist(kith_roster_t *roster, void *p,
+                              void (*free_fn)(void *p))
+{
+  roster->persist = p;
+  roster->persist_free = free_fn;
+}
+
+void *kith__roster_persist(const kith_roster_t *roster)
+{
+  return roster->persist;
+}
+
+size_t kith__roster_node_acct(const kith_roster_node_t *node)
+{
+  return node->acct;
+}
+
+void kith__roster_node_set_acct(kith_roster_node_t *node, size_t bytes)
+{
+  node->acct = bytes;
+}
+
+void kith__roster_begin(kith_roster_t *roster)
+{
+  roster->depth++;
+}
+
+void kith__roster_end(kith_roster_t *roster)
+{
+  if (roster->depth > 0 && --roster->depth == 0 && roster->commit)
+    roster->commit(roster->commit_ud, roster);
+}
+
+int kith__roster_in_batch(const kith_roster_t *roster)
+{
+  return roster->depth > 0;
+}
+
+void kith__roster_set_commit(kith_roster_t *roster,
+                             void (*fn)(void *ud, kith_roster_t *roster),
+                             void *ud)
+{
+  roster->commit = fn;
+  roster->commit_ud = fn ? ud : NULL;
+}
+
+void kith__roster_mute(kith_roster_t *roster, int on)
+{
+  if (on)
+    roster->mute++;
+  else if (roster->mute > 0)
+    roster->mute--;
+}
+
+void kith__roster_set_loader(kith_roster_t *roster, kith__roster_loader_fn fn,
+                             void *ud)
+{
+  roster->loader = fn;
+  roster->loader_ud = fn ? ud : NULL;
 }
 
 void kith__roster_set_max_items(kith_roster_t *roster, size_t max)
@@ -563,21 +647,73 @@ static kith_roster_node_t *node_find_norm(const kith_roster_t *r,
   return i == IX_NONE ? NULL : r->nodes[i];
 }
 
+kith_roster_node_t *kith__roster_node_resident(const kith_roster_t *roster,
+                                               const char *owner)
+{
+  return node_find_norm(roster, owner);
+}
+
+void kith__roster_node_touch(kith_roster_node_t *node)
+{
+  node->stamp = ++node->roster->clock;
+}
+
+uint64_t kith__roster_node_stamp(const kith_roster_node_t *node)
+{
+  return node->stamp;
+}
+
+/* Ask the loader for normalized `owner` (not in memory). NULL when it is
+ * not in the store either, or loading failed (the loader said why). */
+static kith_roster_node_t *node_load(kith_roster_t *r, const char *owner,
+                                     int create, kith_status_t *rc)
+{
+  kith_roster_node_t *n = NULL;
+
+  *rc = KITH_ENOTFOUND;
+  if (r->loader == NULL || r->loading)
+    return NULL;
+  r->loading = 1;
+  *rc = r->loader(r->loader_ud, r, owner, create, &n);
+  r->loading = 0;
+  if (*rc != KITH_OK)
+    return NULL;
+  return n;
+}
+
+/* The node of normalized `owner`, from memory or the loader. */
+static kith_roster_node_t *node_get_norm(kith_roster_t *r, const char *owner,
+                                         int create, kith_status_t *rc)
+{
+  kith_roster_node_t *n = node_find_norm(r, owner);
+
+  *rc = KITH_OK;
+  if (n == NULL)
+    n = node_load(r, owner, create, rc);
+  if (n)
+    kith__roster_node_touch(n);
+  return n;
+}
+
 kith_roster_node_t *kith_roster_node(const kith_roster_t *roster,
                                      const char *owner)
 {
+  /* Loading from a store fills in what the roster logically holds. */
+  kith_roster_t *r = (kith_roster_t *)roster;
   kith_roster_node_t *n;
+  kith_status_t rc;
   char *norm;
 
   if (roster == NULL || owner == NULL)
     return NULL;
   /* A string equal to a normalized key normalizes to it: try it as is. */
-  if ((n = node_find_norm(roster, owner)) != NULL)
+  if ((n = node_find_norm(roster, owner)) != NULL) {
+    kith__roster_node_touch(n);
     return n;
+  }
   if (norm_bare(roster->ctx, owner, &norm) != KITH_OK)
     return NULL;
-  if (strcmp(norm, owner) != 0)
-    n = node_find_norm(roster, norm);
+  n = node_get_norm(r, norm, 0, &rc);
   kith__free(roster->ctx, norm);
   return n;
 }
@@ -614,6 +750,24 @@ static kith_status_t node_create(kith_roster_t *r, const char *owner,
   return KITH_OK;
 }
 
+kith_status_t kith__roster_node_create_norm(kith_roster_t *roster,
+                                            const char *owner,
+                                            kith_roster_node_t **out)
+{
+  kith_roster_node_t *n;
+  kith_status_t st;
+
+  if (node_find_norm(roster, owner) != NULL)
+    return KITH_EEXIST;
+  if ((st = node_create(roster, owner, &n)) != KITH_OK)
+    return st;
+  kith__roster_node_touch(n);
+  notify(n, NULL, KITH__CHANGE_NODE_ADDED);
+  if (out)
+    *out = n;
+  return KITH_OK;
+}
+
 kith_status_t kith_roster_add_node(kith_roster_t *roster, const char *owner,
                                    kith_roster_node_t **out)
 {
@@ -627,35 +781,62 @@ kith_status_t kith_roster_add_node(kith_roster_t *roster, const char *owner,
     return KITH_EINVAL;
   if ((st = norm_bare(roster->ctx, owner, &norm)) != KITH_OK)
     return st;
-  n = node_find_norm(roster, norm);
-  st = n ? KITH_OK : node_create(roster, norm, &n);
+  n = node_get_norm(roster, norm, 1, &st);
+  if (n == NULL && st == KITH_ENOTFOUND)
+    st = kith__roster_node_create_norm(roster, norm, &n);
   kith__free(roster->ctx, norm);
   if (st == KITH_OK && out)
     *out = n;
   return st;
 }
 
+/* Take nodes out of the array and the index; the caller frees them. */
+static void nodes_unlink(kith_roster_t *roster)
+{
+  ix_src_t src;
+  uint32_t i, j;
+
+  for (i = j = 0; i < roster->n; i++)
+    if (roster->nodes[i] != NULL) {
+      roster->nodes[j] = roster->nodes[i];
+      roster->nodes[j]->index = j;
+      j++;
+    }
+  roster->n = j;
+  src = nodes_src(roster);
+  ix_rebuild(&roster->ix, &src, roster->n);
+}
+
 kith_status_t kith_roster_remove_node(kith_roster_t *roster, const char *owner)
 {
   kith_roster_node_t *n = kith_roster_node(roster, owner);
-  ix_src_t src;
-  uint32_t i;
 
   if (n == NULL)
     return roster && owner ? KITH_ENOTFOUND : KITH_EINVAL;
-  if (n->n > 0 || n->version)
-    notify(n, NULL, KITH__CHANGE_CLEARED);
+  notify(n, NULL, KITH__CHANGE_NODE_REMOVED);
   if (roster->self == n)
     roster->self = NULL;
-  memmove(roster->nodes + n->index, roster->nodes + n->index + 1,
-          (roster->n - n->index - 1) * sizeof(kith_roster_node_t *));
-  roster->n--;
-  for (i = n->index; i < roster->n; i++)
-    roster->nodes[i]->index = i;
-  src = nodes_src(roster);
-  ix_rebuild(&roster->ix, &src, roster->n);
+  roster->nodes[n->index] = NULL;
+  nodes_unlink(roster);
   node_free(n);
   return KITH_OK;
+}
+
+void kith__roster_evict(kith_roster_t *roster, kith_roster_node_t **nodes,
+                        size_t n)
+{
+  size_t i;
+
+  if (n == 0)
+    return;
+  for (i = 0; i < n; i++)
+    roster->nodes[nodes[i]->index] = NULL;
+  nodes_unlink(roster);
+  for (i = 0; i < n; i++) {
+    if (roster->self == nodes[i])
+      roster->self = NULL;
+    node_free(nodes[i]);
+  }
 }
 
 size_t kith_roster_node_count(const kith_roster_t *roster)
@@ -880,6 +1061,38 @@ void kith__roster_node_clear(kith_roster_node_t *node)
   node_free_items(node);
   kith__free(node_ctx(node), node->version);
   node->version = NULL;
+}
+
+size_t kith__roster_node_bytes(const kith_roster_node_t *node)
+{
+  size_t b = sizeof(*node) + strlen(node->owner) + 1;
+  uint32_t i;
+
+  b += (size_t)node->cap * sizeof(void *) + (size_t)ix_cap(&node->ix) * 4;
+  b += (size_t)node->gcap * sizeof(void *) + (size_t)ix_cap(&node->gix) * 4;
+  if (node->version)
+    b += strlen(node->version) + 1;
+  for (i = 0; i < node->ngroups; i++)
+    b += sizeof(group_t) + strlen(node->groups[i]->name) + 1;
+  for (i = 0; i < node->n; i++) {
+    const kith_roster_item_t *it = node->items[i];
+    const char *jid = item_jid_ptr(it);
+
+    b += sizeof(*it) + it->ngroups * sizeof(group_t *) + it->jid_len + 1;
+    if (it->bits & ITEM_HAS_NAME)
+      b += strlen(jid + it->jid_len + 1) + 1;
+  }
+  return b;
+}
+
+int kith__roster_node_has_presence(const kith_roster_node_t *node)
+{
+  uint32_t i;
+
+  for (i = 0; i < node->n; i++)
+    if (node->items[i]->nres)
+      return 1;
+  return 0;
 }
 
 void kith__roster_node_clear_all_presence(kith_roster_node_t *node)

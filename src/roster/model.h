@@ -44,9 +44,24 @@
  *   KITH__CHANGE_CLEARED  all of the node's items are about to be freed,
  *                         and its version cleared (item is NULL); no
  *                         per-item REMOVED events follow
- * The hook must not change the roster. Creating a node raises no event (a
- * store sees it through its first item or version); removing one raises
- * KITH__CHANGE_CLEARED for it first, when it has items or a version.
+ *   KITH__CHANGE_NODE_ADDED    a node was created (item is NULL)
+ *   KITH__CHANGE_NODE_REMOVED  a node is about to be freed with its items
+ *                         (no CLEARED or REMOVED events for them)
+ * The hook must not change the roster.
+ *
+ * Batches. Changes that belong together (a roster push and its version, a
+ * whole roster result, one subscription stanza's effects) are bracketed by
+ * kith__roster_begin() / kith__roster_end(); brackets nest. When the
+ * outermost bracket closes, the commit callback runs once (even when
+ * nothing changed, so a store can also trim its cache there). A change
+ * made outside any bracket is a batch of its own: the commit callback runs
+ * right after its hook call.
+ *
+ * Loading. With a loader set (a store), looking up or adding a node that
+ * is not in memory asks the loader first; a loader fills the node through
+ * the usual functions inside kith__roster_mute(), which keeps the hook
+ * quiet. Nodes can leave memory again (kith__roster_evict()) without the
+ * hook hearing of it: they are still in the store.
  */
 #ifndef KITH_ROSTER_MODEL_H
 #define KITH_ROSTER_MODEL_H
@@ -66,8 +81,12 @@ typedef enum kith__roster_change {
   KITH__CHANGE_ITEM = 0,
   KITH__CHANGE_REMOVED = 1,
   KITH__CHANGE_VERSION = 2,
-  KITH__CHANGE_CLEARED = 3
+  KITH__CHANGE_CLEARED = 3,
+  KITH__CHANGE_NODE_ADDED = 4,
+  KITH__CHANGE_NODE_REMOVED = 5
 } kith__roster_change_t;
+
+#define KITH__CHANGE_COUNT 6
 
 typedef void (*kith__roster_hook_fn)(void *ud, kith_roster_node_t *node,
                                      kith_roster_item_t *item,
@@ -81,6 +100,73 @@ kith_ctx_t *kith__roster_ctx(const kith_roster_t *roster);
 /** Set the change hook (NULL to remove). One hook per roster. */
 void kith__roster_set_hook(kith_roster_t *roster, kith__roster_hook_fn fn,
                            void *ud);
+
+/** Batches (see the top of this file). */
+void kith__roster_begin(kith_roster_t *roster);
+void kith__roster_end(kith_roster_t *roster);
+/** Non-zero inside a bracket. */
+int kith__roster_in_batch(const kith_roster_t *roster);
+/** Set the commit callback (NULL to remove). */
+void kith__roster_set_commit(kith_roster_t *roster,
+                             void (*fn)(void *ud, kith_roster_t *roster),
+                             void *ud);
+/** Silence the hook (on non-zero, nesting) and let it speak again (0). */
+void kith__roster_mute(kith_roster_t *roster, int on);
+
+/**
+ * The loader: called with a normalized owner that has no node in memory.
+ * It creates and fills the node (kith__roster_node_create_norm(), muted)
+ * and returns KITH_OK with *out set, KITH_ENOTFOUND when the store does not
+ * know the owner, or another error (then no node may be left behind).
+ * `create` is non-zero when the caller makes the node anyway if it is
+ * not found (kith_roster_add_node()).
+ */
+typedef kith_status_t (*kith__roster_loader_fn)(void *ud, kith_roster_t *roster,
+                                                const char *owner, int create,
+                                                kith_roster_node_t **out);
+void kith__roster_set_loader(kith_roster_t *roster, kith__roster_loader_fn fn,
+                             void *ud);
+
+/**
+ * Create the node of `owner` (a normalized bare JID, not in memory) and
+ * raise KITH__CHANGE_NODE_ADDED. KITH_EEXIST when it is in memory.
+ */
+kith_status_t kith__roster_node_create_norm(kith_roster_t *roster,
+                                            const char *owner,
+                                            kith_roster_node_t **out);
+
+/** The node of normalized `owner` if it is in memory (no loading). */
+kith_roster_node_t *kith__roster_node_resident(const kith_roster_t *roster,
+                                               const char *owner);
+
+/* ---- Memory and eviction -------------------------------------------------
+ * A node's use stamp (kith__roster_node_touch(), which lookups through
+ * kith_roster_node() and kith_roster_add_node() call) orders nodes for
+ * least-recently-used eviction. */
+void kith__roster_node_touch(kith_roster_node_t *node);
+uint64_t kith__roster_node_stamp(const kith_roster_node_t *node);
+/** Bytes the node's model holds (items, groups, index; not resources). */
+size_t kith__roster_node_bytes(const kith_roster_node_t *node);
+/** Non-zero when some item of the node has a connected resource. */
+int kith__roster_node_has_presence(const kith_roster_node_t *node);
+/**
+ * Free `n` nodes from memory in one pass, without the hook (their data
+ * stays in the store). The self node is never in the list.
+ */
+void kith__roster_evict(kith_roster_t *roster, kith_roster_node_t **nodes,
+                        size_t n);
+
+/**
+ * The persistence layer's state (persist.c), freed by kith_roster_free()
+ * through `free_fn` after the detach hook and before the nodes go.
+ */
+void kith__roster_set_persist(kith_roster_t *roster, void *p,
+                              void (*free_fn)(void *p));
+void *kith__roster_persist(const kith_roster_t *roster);
+
+/** A node's accounted bytes, as the persistence layer last set them. */
+size_t kith__roster_node_acct(const kith_roster_node_t *node);
+void kith__roster_node_set_acct(kith_roster_node_t *node, size_t bytes);
 
 /**
  * Limits: items per node (default KITH__ROSTER_MAX_ITEMS) and resources

@@ -268,12 +268,14 @@ int kith__sync_on_presence(kith_conn_t *conn, const kith_stanza_t *st, void *ud)
   in.p = &p;
   /* No 'from': the server, on behalf of our own account. */
   in.bare = p.from_bare ? p.from_bare : kith_roster_node_owner(node);
+  kith__roster_begin(s->roster); /* one stanza, one batch for the store */
   if (p.type == KITH__WIRE_PT_AVAILABLE)
     on_available(&in);
   else if (p.type == KITH__WIRE_PT_UNAVAILABLE)
     on_unavailable(&in);
   else if (kith__sub_ptype(kith_stanza_type(st)) != KITH__PT_COUNT)
     on_subscription(&in, kith__sub_ptype(kith_stanza_type(st)));
+  kith__roster_end(s->roster);
   kith__wire_presence_clear(&p);
   /* Not consumed: the application's own presence handlers see it too. */
   return 0;
@@ -386,8 +388,12 @@ kith_status_t kith_roster_send_subscription(kith_roster_t *roster,
   char *bare = NULL;
   kith_status_t rc;
 
-  if (s && s->conn && kith_conn_is_component(s->conn))
-    return kith__comp_send_subscription(s, to, type, nick, from);
+  if (s && s->conn && kith_conn_is_component(s->conn)) {
+    kith__roster_begin(roster);
+    rc = kith__comp_send_subscription(s, to, type, nick, from);
+    kith__roster_end(roster);
+    return rc;
+  }
   (void)from; /* a client's server stamps 'from' */
   if (roster == NULL || to == NULL || pt == KITH__PT_COUNT)
     return KITH_EINVAL;
@@ -397,7 +403,9 @@ kith_status_t kith_roster_send_subscription(kith_roster_t *roster,
   rc = kith_jid_normalize(kith__roster_ctx(roster), to, 1, &bare, NULL);
   if (rc != KITH_OK)
     return rc;
+  kith__roster_begin(roster);
   rc = send_sub(s, bare, pt, nick);
+  kith__roster_end(roster);
   kith__free(kith__roster_ctx(roster), bare);
   return rc;
 }

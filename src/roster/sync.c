@@ -17,6 +17,7 @@
 #include "roster/component.h"
 #include "roster/model.h"
 #include "roster/subscription.h"
+#include "roster/persist.h"
 #include "roster/sync.h"
 #include "roster/wire.h"
 #include "session/conn.h"
@@ -30,12 +31,13 @@
  * reading items.
  */
 typedef struct kith__sync_fetch {
-  int begun;    /* the cache was looked at (stale set made) */
-  int overflow; /* the item limit was hit: the rest is dropped */
-  int no_stale; /* the stale set could not be made: remove nothing */
-  size_t lost;  /* items that could not be stored */
-  size_t given; /* streamed elements given to kith__sync_fetch_item() */
-  char **old;   /* JIDs cached at the start (copies) */
+  kith_roster_t *batch; /* the roster whose batch the result holds open */
+  int begun;            /* the cache was looked at (stale set made) */
+  int overflow;         /* the item limit was hit: the rest is dropped */
+  int no_stale;         /* the stale set could not be made: remove nothing */
+  size_t lost;          /* items that could not be stored */
+  size_t given;         /* streamed elements given to kith__sync_fetch_item() */
+  char **old;           /* JIDs cached at the start (copies) */
   size_t nold;
   size_t *slots; /* index into old + 1, 0 = free; mask + 1 of them */
   size_t mask;
@@ -46,6 +48,7 @@ typedef struct kith__sync_fetch {
 } kith__sync_fetch_t;
 
 static void fetch_free(kith_ctx_t *ctx, kith__sync_fetch_t *f);
+static void fetch_end_batch(kith__sync_fetch_t *f);
 static void forget_version(kith__sync_t *s);
 
 static void detach_handlers(kith__sync_t *s)
@@ -73,6 +76,8 @@ static void detach_handlers(kith__sync_t *s)
     req->sync = NULL;
     if (req->result && req->result->begun)
       forget_version(s); /* items were applied; the result never ended */
+    if (req->result)
+      fetch_end_batch(req->result);
     if (req->cb)
       req->cb(s->roster, KITH_ECANCELED, NULL, req->ud);
   }
@@ -108,6 +113,8 @@ static void sync_destroy(kith_roster_t *roster, void *ud)
   (void)roster;
   leave(s);
   detach_handlers(s);
+  kith__persist_flush(s->roster);
+  kith__comp_store_ext(s, 0);
   kith__sync_clear_strangers(s);
   kith__comp_free(s);
   kith__free(kith__roster_ctx(s->roster), s);
@@ -369,6 +376,18 @@ static size_t jid_hash(const char *s)
   return h;
 }
 
+/* A roster result is one batch for the store, from its first item to its
+ * end (the items and the version are written together). */
+static void fetch_end_batch(kith__sync_fetch_t *f)
+{
+  kith_roster_t *r = f->batch;
+
+  if (r) {
+    f->batch = NULL;
+    kith__roster_end(r);
+  }
+}
+
 static kith__sync_fetch_t *fetch_new(kith_ctx_t *ctx)
 {
   kith__sync_fetch_t *f = kith__calloc(ctx, 1, sizeof(*f));
@@ -384,6 +403,7 @@ static void fetch_free(kith_ctx_t *ctx, kith__sync_fetch_t *f)
 
   if (f == NULL)
     return;
+  fetch_end_batch(f);
   for (i = 0; i < f->nold; i++)
     kith__free(ctx, f->old[i]);
   kith__free(ctx, f->old);
@@ -456,6 +476,10 @@ static kith_status_t fetch_item(void *ud, const kith__wire_item_view_t *v)
 
   if (node == NULL)
     return KITH_ESTATE;
+  if (f->batch == NULL) {
+    f->batch = req->sync->roster;
+    kith__roster_begin(f->batch);
+  }
   if (!f->begun && fetch_begin(ctx, f, node) != KITH_OK)
     kith__warn(ctx, "roster", "out of memory: stale items will stay");
   if (f->overflow)
@@ -573,6 +597,10 @@ static kith_status_t finish_result(kith__sync_t *s, kith__sync_req_t *req,
   if (req->result == NULL && (req->result = fetch_new(ctx)) == NULL)
     return KITH_ENOMEM;
   f = req->result;
+  if (f->batch == NULL) {
+    f->batch = s->roster;
+    kith__roster_begin(f->batch);
+  }
   /* Every item the parser streamed out of this reply must have come
    * here; if some went elsewhere (another consumer took the connection's
    * stream over, or memory ran out), the result is incomplete and must
@@ -624,6 +652,8 @@ kith_status_t kith__sync_fetch_finish(kith__sync_req_t *req,
 
   if (rc != KITH_OK && req->result && req->result->begun)
     forget_version(req->sync);
+  if (req->result)
+    fetch_end_batch(req->result);
   return rc;
 }
 
@@ -649,6 +679,8 @@ static void on_fetch_reply(kith_conn_t *conn, kith_status_t status,
     /* Items were applied but the result did not complete. */
     if (status != KITH_OK && req->result && req->result->begun)
       forget_version(s);
+    if (req->result)
+      fetch_end_batch(req->result); /* written before anyone hears of it */
     if (status == KITH_OK) {
       memset(&ev, 0, sizeof(ev));
       ev.type = KITH_EVENT_ROSTER_RECEIVED;
@@ -786,7 +818,9 @@ static int on_push(kith_conn_t *conn, const kith_stanza_t *iq, void *ud)
     reply_error(s, iq, "wait", "internal-server-error");
     return 1;
   }
+  kith__roster_begin(s->roster);
   cond = apply_push(s, node, &item, ver, iq);
+  kith__roster_end(s->roster); /* stored before the server hears back */
   kith__wire_item_clear(ctx, &item);
   if (cond) {
     reply_error(s, iq, strcmp(cond, "not-acceptable") == 0 ? "modify" : "wait",
@@ -897,6 +931,9 @@ kith_status_t kith_roster_attach(kith_roster_t *roster, kith_conn_t *conn)
   if (s->conn)
     return KITH_EEXIST;
   s->conn = conn;
+  kith__persist_set_cache(roster, !kith_conn_is_component(conn));
+  if (kith_conn_is_component(conn))
+    kith__comp_store_ext(s, 1);
   /* A component (XEP-0114) serves its nodes as a server would: no
    * roster pushes reach it, and its presence handler is its own. */
   if (kith_conn_is_component(conn))

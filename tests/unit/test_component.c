@@ -495,7 +495,7 @@ static void test_inbound_key_rows(void **state)
 
 static void test_policies_per_node(void **state)
 {
-  int changes[4] = {0, 0, 0, 0};
+  int changes[KITH__CHANGE_COUNT] = {0};
   peer_t p;
   kith_roster_node_t *n2 = NULL, *n3 = NULL;
   out_t o;
@@ -618,7 +618,7 @@ static void test_policies_per_node(void **state)
 
 static void test_strangers_create_nothing(void **state)
 {
-  int changes[4] = {0, 0, 0, 0};
+  int changes[KITH__CHANGE_COUNT] = {0};
   peer_t p;
   kith_roster_node_t *n1 = NULL;
   out_t o;

@@ -755,7 +755,7 @@ static void test_hook_version_clear(void **state)
   /* Removing a node tells the store to drop it. */
   assert_int_equal(kith_roster_remove_node(r, "owner@example.com"), KITH_OK);
   assert_int_equal(e.n, 9);
-  assert_int_equal(e.what[8], KITH__CHANGE_CLEARED);
+  assert_int_equal(e.what[8], KITH__CHANGE_NODE_REMOVED);
   kith__roster_set_hook(r, NULL, NULL);
   kith_roster_free(r);
 }

@@ -24,6 +24,10 @@
 #include "roster/model.h"
 #include "roster/subscription.h"
 #include "session/conn.h"
+#include "store_spy.h"
+
+/* When set, peer_open_as() keeps the roster in this store. */
+static kith_store_t *g_store;
 
 #define CLIENT_HEADER                                                          \
   "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "                 \
@@ -170,6 +174,8 @@ static void peer_open_as(peer_t *p, const char *jid, const char *features)
   assert_int_equal(kith_conn_set_password(p->conn, "pw"), KITH_OK);
   assert_true(kith_conn_on(p->conn, KITH_EVENT_ANY, on_event, p) > 0);
   assert_int_equal(kith_roster_new(NULL, &p->roster), KITH_OK);
+  if (g_store)
+    assert_int_equal(kith_roster_set_store(p->roster, g_store), KITH_OK);
   assert_int_equal(kith_roster_attach(p->roster, p->conn), KITH_OK);
   assert_int_equal(kith_roster_attach(p->roster, p->conn), KITH_EEXIST);
   assert_int_equal(kith__conn_adopt_fd(p->conn, sv[0]), KITH_OK);
@@ -1438,6 +1444,145 @@ static void test_failing_allocator(void **state)
   kith_ctx_free(ctx);
 }
 
+/* ---- The store -------------------------------------------------------- */
+
+#define ALICE_LINE(ops) "alice@localhost:" ops "\n"
+
+static void test_store_one_batch_per_change(void **state)
+{
+  spy_t spy;
+  peer_t p;
+
+  (void)state;
+  g_store = spy_open(&spy);
+  assert_non_null(g_store);
+  peer_open(&p, F_VER);
+  /* The own node was looked for in the store, then made known. */
+  assert_int_equal(spy.loads, 1);
+  assert_string_equal(spy.log, ALICE_LINE(" KNOWN"));
+  spy_forget(&spy);
+  /* A whole result and its version: one batch. */
+  serve_roster(&p, "v1", BOB_BOTH CAROL_ASK DAVE_TO);
+  assert_string_equal(spy.log,
+                      ALICE_LINE(" PUT bob@localhost=3 PUT carol@localhost=8 "
+                                 "PUT dave@localhost=2 VERSION v1"));
+  /* A push and its version: one batch, written before the result goes
+   * back to the server. */
+  spy_forget(&spy);
+  say(&p, "<iq type='set' id='p1'><query xmlns='jabber:iq:roster' ver='v2'>"
+          "<item jid='erin@localhost' name='Erin'/></query></iq>");
+  assert_string_equal(spy.log, ALICE_LINE(" PUT erin@localhost=0 VERSION v2"));
+  spy_forget(&spy);
+  say(&p, "<iq type='set' id='p2'><query xmlns='jabber:iq:roster' ver='v3'>"
+          "<item jid='carol@localhost' subscription='remove'/></query></iq>");
+  assert_string_equal(spy.log,
+                      ALICE_LINE(" DELETE carol@localhost VERSION v3"));
+  /* Presence is volatile: nothing written. */
+  spy_forget(&spy);
+  say(&p, "<presence from='bob@localhost/x'><show>away</show></presence>");
+  assert_int_equal(spy.applies, 0);
+  /* A subscription request changes a flag: one batch with the answer. */
+  say(&p, "<presence from='dave@localhost' type='subscribe'/>");
+  /* Accepted by default: from is added (to + from = both). */
+  assert_string_equal(spy.log, ALICE_LINE(" PUT dave@localhost=3"));
+  peer_close(&p);
+
+  /* A restart reads the cache before connecting, then resumes from it. */
+  assert_int_equal(kith_roster_new(NULL, &p.roster), KITH_OK);
+  assert_int_equal(kith_roster_set_store(p.roster, g_store), KITH_OK);
+  {
+    kith_roster_node_t *n = NULL;
+    kith_roster_item_t *bob;
+
+    assert_int_equal(kith_roster_load(p.roster, "Alice@localhost/any", &n),
+                     KITH_OK);
+    assert_non_null(n);
+    assert_string_equal(kith_roster_node_version(n), "v3");
+    assert_int_equal(kith_roster_node_size(n), 3);
+    bob = kith_roster_node_item(n, "bob@localhost");
+    assert_non_null(bob);
+    assert_string_equal(kith_roster_item_name(bob), "Bob");
+    assert_string_equal(kith_roster_item_group_at(bob, 0), "Friends");
+    assert_int_equal(kith_roster_item_flags(bob),
+                     KITH_ROSTER_FROM | KITH_ROSTER_TO);
+    assert_int_equal(kith_roster_load(p.roster, "nobody@localhost", &n),
+                     KITH_ENOTFOUND);
+    assert_null(n);
+    assert_null(kith_roster_node(p.roster, "nobody@localhost"));
+  }
+  kith_roster_free(p.roster);
+  spy_forget(&spy);
+  peer_open(&p, F_VER);
+  assert_true(sent(&p, "ver='v3'"));
+  sayf(&p, "<iq type='result' id='%s'/>", iq_id(&p, "jabber:iq:roster"));
+  assert_int_equal(kith_roster_node_size(self_node(&p)), 3);
+  assert_int_equal(spy.applies, 0); /* nothing changed */
+  assert_int_equal(p.n[KITH_EVENT_ROSTER_RECEIVED], 1);
+  peer_close(&p);
+  kith_store_close(g_store);
+  g_store = NULL;
+  spy_done(&spy);
+}
+
+static void test_store_damaged_cache_is_reset(void **state)
+{
+  spy_t spy;
+  peer_t p;
+
+  (void)state;
+  g_store = spy_open(&spy);
+  peer_open(&p, F_VER);
+  serve_roster(&p, "v1", BOB_BOTH);
+  peer_close(&p);
+
+  /* The cache cannot be read: it is reset and the roster fetched whole. */
+  spy.load_status = KITH_ECORRUPT;
+  spy_forget(&spy);
+  peer_open(&p, F_VER);
+  assert_int_equal(spy.resets, 1);
+  assert_int_equal(p.n[KITH_EVENT_STORE_ERROR], 1);
+  assert_true(sent(&p, "ver=''"));
+  serve_roster(&p, "v9", DAVE_TO);
+  assert_int_equal(kith_roster_node_size(self_node(&p)), 1);
+  assert_non_null(
+      strstr(spy.log, ALICE_LINE(" PUT dave@localhost=2 VERSION v9")));
+  peer_close(&p);
+  kith_store_close(g_store);
+  g_store = NULL;
+  spy_done(&spy);
+}
+
+static void test_store_failed_write_is_retried_whole(void **state)
+{
+  spy_t spy;
+  peer_t p;
+
+  (void)state;
+  g_store = spy_open(&spy);
+  peer_open(&p, F_VER);
+  serve_roster(&p, "v1", BOB_BOTH);
+  spy_forget(&spy);
+  spy.fail_apply = 1;
+  say(&p, "<iq type='set' id='p1'><query xmlns='jabber:iq:roster' ver='v2'>"
+          "<item jid='erin@localhost'/></query></iq>");
+  /* Memory is right; the store said no; the application heard of it. */
+  assert_non_null(item(&p, "erin@localhost"));
+  assert_int_equal(p.n[KITH_EVENT_STORE_ERROR], 1);
+  assert_string_equal(spy.log, ALICE_LINE(" FAILED"));
+  /* The next change rewrites the node whole, in one batch. */
+  spy_forget(&spy);
+  say(&p, "<iq type='set' id='p2'><query xmlns='jabber:iq:roster' ver='v3'>"
+          "<item jid='fay@localhost'/></query></iq>");
+  assert_string_equal(spy.log,
+                      ALICE_LINE(" CLEAR PUT bob@localhost=3 "
+                                 "PUT erin@localhost=0 PUT fay@localhost=0 "
+                                 "VERSION v3"));
+  peer_close(&p);
+  kith_store_close(g_store);
+  g_store = NULL;
+  spy_done(&spy);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -1467,6 +1612,9 @@ int main(void)
       cmocka_unit_test(test_detach_and_attach_to_a_live_session),
       cmocka_unit_test(test_two_bots_settle_in_both),
       cmocka_unit_test(test_failing_allocator),
+      cmocka_unit_test(test_store_one_batch_per_change),
+      cmocka_unit_test(test_store_damaged_cache_is_reset),
+      cmocka_unit_test(test_store_failed_write_is_retried_whole),
       cmocka_unit_test(test_large_result_streams),
       cmocka_unit_test(test_forged_result_streams_nothing),
       cmocka_unit_test(test_result_item_limit),
