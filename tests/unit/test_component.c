@@ -30,6 +30,10 @@
 #include "roster/model.h"
 #include "roster/subscription.h"
 #include "session/conn.h"
+#include "store_spy.h"
+
+/* When set, comp_new() keeps the roster in this store. */
+static kith_store_t *g_store;
 
 #define U1 "user1@bot.localhost"
 #define U2 "user2@bot.localhost"
@@ -150,6 +154,8 @@ static void comp_new(peer_t *p, const char *domain)
   assert_int_equal(kith_conn_set_component(p->conn, domain, "secret"), KITH_OK);
   assert_true(kith_conn_on(p->conn, KITH_EVENT_ANY, on_event, p) > 0);
   assert_int_equal(kith_roster_new(NULL, &p->roster), KITH_OK);
+  if (g_store)
+    assert_int_equal(kith_roster_set_store(p->roster, g_store), KITH_OK);
   assert_int_equal(kith_roster_attach(p->roster, p->conn), KITH_OK);
   assert_int_equal(kith_roster_attach(p->roster, p->conn), KITH_EEXIST);
   assert_int_equal(kith__conn_adopt_fd(p->conn, sv[0]), KITH_OK);
@@ -1573,6 +1579,123 @@ static void test_failing_allocator(void **state)
   kith_ctx_free(ctx);
 }
 
+/* ---- The store ---------------------------------------------------------- */
+
+#define X "x@evil.example"
+#define Y "y@evil.example"
+
+static void test_store_restart_keeps_subscriptions(void **state)
+{
+  spy_t spy;
+  peer_t p;
+  out_t o;
+
+  (void)state;
+  g_store = spy_open(&spy);
+  assert_non_null(g_store);
+  comp_new(&p, "bot.localhost");
+  kith_roster_set_auto_authorize(p.roster, KITH_AUTHORIZE_MANUAL);
+  assert_int_equal(kith_roster_add_node(p.roster, U1, NULL), KITH_OK);
+  assert_string_equal(spy.log, U1 ": KNOWN\n");
+  comp_ready(&p);
+  spy_forget(&spy);
+
+  /* Two requests wait (manual policy); strangers are stored apart from
+   * items, each with the stanza that made it. */
+  say(&p, "<presence from='" X "' to='" U1 "' type='subscribe'/>");
+  say(&p, "<presence from='" Y "' to='" U1 "' type='subscribe'/>");
+  assert_string_equal(spy.log, U1 ": PUT " X "=516\n" U1 ": PUT " Y "=516\n");
+  assert_int_equal(kith_roster_node_size(node(&p, U1)), 0);
+  /* The owner accepts x: an item replaces the stranger row. */
+  spy_forget(&spy);
+  assert_int_equal(
+      kith_roster_send_subscription(p.roster, X, "subscribed", NULL, U1),
+      KITH_OK);
+  assert_string_equal(spy.log, U1 ": PUT " X "=1\n");
+  pump(&p);
+  comp_close(&p);
+
+  /* A restarted component loads the node on first use: x is still a
+   * subscriber (its probe is answered), y's request is still pending and
+   * its repeat is no new request. */
+  comp_new(&p, "bot.localhost");
+  kith_roster_set_auto_authorize(p.roster, KITH_AUTHORIZE_MANUAL);
+  comp_ready(&p);
+  forget(&p);
+  say(&p, "<presence from='" X "/r' to='" U1 "' type='probe'/>");
+  take(&p, &o);
+  assert_int_equal(o.n, 1);
+  assert_int_equal(count(&o, "unavailable", X "/r", U1), 1);
+  out_free(&o);
+  assert_int_equal(flags(&p, U1, X), KITH_ROSTER_FROM);
+  say(&p, "<presence from='" Y "' to='" U1 "' type='subscribe'/>");
+  assert_int_equal(p.n[KITH_EVENT_ROSTER_SUBSCRIPTION_REQUEST], 0);
+  /* Approving y after the restart completes its handshake. */
+  spy_forget(&spy);
+  assert_int_equal(
+      kith_roster_send_subscription(p.roster, Y, "subscribed", NULL, U1),
+      KITH_OK);
+  assert_string_equal(spy.log, U1 ": PUT " Y "=1\n");
+  pump(&p);
+  take(&p, &o);
+  assert_int_equal(count(&o, "subscribed", Y, U1), 1);
+  out_free(&o);
+  comp_close(&p);
+  kith_store_close(g_store);
+  g_store = NULL;
+  spy_done(&spy);
+}
+
+static void test_store_memory_limit_evicts_idle_nodes(void **state)
+{
+  char owner[64];
+  spy_t spy;
+  peer_t p;
+  out_t o;
+  int i;
+
+  (void)state;
+  g_store = spy_open(&spy);
+  comp_new(&p, "bot.localhost");
+  comp_ready(&p);
+  for (i = 0; i < 200; i++) {
+    snprintf(owner, sizeof(owner), "u%d@bot.localhost", i);
+    set_item(&p, owner, "fan@localhost", KITH_ROSTER_FROM);
+  }
+  assert_int_equal(kith_roster_node_count(p.roster), 200);
+  /* A bound of about 20 nodes: the least recently used go. */
+  kith_roster_set_memory_limit(
+      p.roster, 20 * kith__roster_node_bytes(node(&p, "u0@bot.localhost")));
+  assert_true(kith_roster_node_count(p.roster) <= 20);
+  assert_true(kith_roster_node_count(p.roster) >= 10);
+  assert_true(kith_roster_memory(p.roster) <=
+              20 * kith__roster_node_bytes(node(&p, "u199@bot.localhost")));
+  /* A contact online pins its node. */
+  set_item(&p, "u199@bot.localhost", "idol@localhost", KITH_ROSTER_TO);
+  forget(&p);
+  say(&p, "<presence from='idol@localhost/a' to='u199@bot.localhost'/>");
+  assert_int_equal(p.n[KITH_EVENT_GOT_ONLINE], 1);
+  for (i = 0; i < 100; i++) {
+    snprintf(owner, sizeof(owner), "u%d@bot.localhost", i);
+    sayf(&p, "<presence from='fan@localhost/a' to='%s' type='probe'/>", owner);
+  }
+  /* Each stanza's handling ended with the bound kept. (take() below looks
+   * every sender up, which loads them all again: lookups alone never
+   * evict, so pointers stay valid until a change or stanza ends.) */
+  assert_true(kith_roster_node_count(p.roster) <= 21);
+  take(&p, &o);
+  assert_int_equal(o.n, 100); /* every evicted owner came back to answer */
+  assert_int_equal(count(&o, "unavailable", "fan@localhost/a", NULL), 100);
+  out_free(&o);
+  assert_non_null(kith__roster_node_resident(p.roster, "u199@bot.localhost"));
+  assert_int_equal(flags(&p, "u5@bot.localhost", "fan@localhost"),
+                   KITH_ROSTER_FROM);
+  comp_close(&p);
+  kith_store_close(g_store);
+  g_store = NULL;
+  spy_done(&spy);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -1590,6 +1713,8 @@ int main(void)
       cmocka_unit_test(test_two_agents_one_asks),
       cmocka_unit_test(test_client_and_component_settle),
       cmocka_unit_test(test_failing_allocator),
+      cmocka_unit_test(test_store_restart_keeps_subscriptions),
+      cmocka_unit_test(test_store_memory_limit_evicts_idle_nodes),
   };
 
   return cmocka_run_group_tests(tests, NULL, NULL);
