@@ -27,6 +27,7 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <fcntl.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -80,6 +81,8 @@ typedef struct peer {
 
 /* Every live peer, so that any wait drives every connection. */
 static peer_t *g_peers[MAX_PEERS];
+/* When set, comp_new() keeps the component's rosters in this store. */
+static kith_store_t *g_store;
 static size_t g_npeers;
 /* A spawned slixmpp peer, killed at teardown if it is still running. */
 static pid_t g_child = -1;
@@ -391,6 +394,8 @@ static peer_t *comp_new(const char *const *owners)
   size_t i;
 
   p->component = 1;
+  if (g_store)
+    assert_int_equal(kith_roster_set_store(p->roster, g_store), KITH_OK);
   assert_int_equal(
       kith_conn_set_server(p->conn, lab_get("XMPP_HOST"),
                            (unsigned)lab_get_int("COMPONENT_PORT")),
@@ -1177,6 +1182,71 @@ static void test_shutdown_sends_unavailable(void **state)
   assert_stamped(c);
 }
 
+/* ---- 7. A component with a store restarts -------------------------------- */
+
+#define RESTART_SCRIPT                                                         \
+  KITH_TEST_DATA_DIR "/../integration/slixmpp_restart_peer.py"
+
+static void test_restart_with_store_keeps_subscriptions(void **state)
+{
+  const char *const owners[] = {USER1, NULL};
+  const char *const none[] = {NULL};
+  const char *cj = lab_get("CAROL_JID");
+  char dir[] = "/tmp/kith-comp-store-XXXXXX", uri[128], go[128];
+  char *argv[] = {"/usr/bin/python3", RESTART_SCRIPT, "CAROL", USER1, go, NULL};
+  char err[256];
+  peer_t *c;
+  int code, rc, fd;
+
+  (void)state;
+  assert_non_null(mkdtemp(dir));
+  snprintf(uri, sizeof(uri), "sqlite:%s/roster.db", dir);
+  snprintf(go, sizeof(go), "%s/go", dir);
+  assert_int_equal(kith_store_open(NULL, uri, &g_store, err, sizeof(err)),
+                   KITH_OK);
+  c = comp_new(owners);
+  peer_connect(c);
+  g_child_code = -1;
+  rc = posix_spawn(&g_child, argv[0], NULL, NULL, argv, environ);
+  if (rc != 0)
+    fail_msg("posix_spawn %s: %s", argv[0], strerror(rc));
+  /* slixmpp subscribes, the component accepts and asks back; then
+   * slixmpp logs out. */
+  WAIT_FOR((flags_are(c, USER1, cj, BOTH) &&
+            count_events(c, KITH_EVENT_GOT_OFFLINE, USER1, cj) > 0) ||
+           child_exit() >= 0);
+  assert_int_equal(child_exit(), -1);
+  peer_free(c);
+
+  /* A new component on the same store: no node made by the application;
+   * USER1's roster comes from the store when the probe for it arrives. */
+  c = comp_new(none);
+  peer_connect(c);
+  assert_int_equal(kith_roster_node_count(c->roster), 0);
+  assert_true((fd = open(go, O_CREAT | O_WRONLY, 0600)) >= 0);
+  close(fd);
+  WAIT_FOR((code = child_exit()) >= 0);
+  assert_int_equal(code, 0);
+  /* The probe came; slixmpp checked it was answered as a subscriber's
+   * (presence, not 'unsubscribed', which the component sends only later,
+   * acknowledging slixmpp's own unsubscribe, RFC 6121 3.3.3). */
+  assert_true(c->probes_in > 0);
+  /* slixmpp's removal reached a component that knew the subscription. */
+  WAIT_FOR(count_events(c, KITH_EVENT_ROSTER_SUBSCRIPTION_REMOVED, USER1, cj) >
+           0);
+  peer_free(c);
+  kith_store_close(g_store);
+  g_store = NULL;
+  unlink(go);
+  snprintf(go, sizeof(go), "%s/roster.db", dir);
+  unlink(go);
+  snprintf(go, sizeof(go), "%s/roster.db-wal", dir);
+  unlink(go);
+  snprintf(go, sizeof(go), "%s/roster.db-shm", dir);
+  unlink(go);
+  rmdir(dir);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -1192,6 +1262,8 @@ int main(void)
                                       teardown),
       cmocka_unit_test_setup_teardown(test_shutdown_sends_unavailable, setup,
                                       teardown),
+      cmocka_unit_test_setup_teardown(
+          test_restart_with_store_keeps_subscriptions, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -269,6 +269,9 @@ static int has_group(const kith_roster_item_t *it, const char *group)
   return 0;
 }
 
+/* When set, peer_new() keeps the roster in this store. */
+static kith_store_t *g_store;
+
 /* ---- Peers --------------------------------------------------------------- */
 
 /* A client for ACCOUNT ("ALICE", ...) with `resource`, roster attached with
@@ -299,6 +302,8 @@ static peer_t *peer_new(const char *account, const char *resource)
   assert_int_equal(kith_conn_set_timeouts(p->conn, WAIT_MS, 2000), KITH_OK);
   assert_int_equal(kith_conn_set_iq_timeout(p->conn, WAIT_MS), KITH_OK);
   assert_int_equal(kith_roster_new(p->ctx, &p->roster), KITH_OK);
+  if (g_store)
+    assert_int_equal(kith_roster_set_store(p->roster, g_store), KITH_OK);
   assert_int_equal(kith_roster_attach(p->roster, p->conn), KITH_OK);
   g_peers[g_npeers++] = p;
   return p;
@@ -1349,6 +1354,71 @@ static void test_versioned_new_connection(void **state)
   peer_free(p);
 }
 
+/* A client that keeps its roster in SQLite, restarted: the cache is read
+ * before connecting, the fetch is versioned and the server's answer is
+ * empty (RFC 6121 2.6.3), and the roster is the same. */
+static void test_restart_with_sqlite_cache(void **state)
+{
+  const char *bj = lab_get("BOB_JID"), *const groups[] = {"Friends", "Lab"};
+  char dir[] = "/tmp/kith-client-store-XXXXXX", uri[128], path[160], ver[64];
+  kith_roster_node_t *node = NULL;
+  kith_roster_item_t *it;
+  done_t d = {0};
+  char err[256];
+  peer_t *p;
+
+  (void)state;
+  assert_non_null(mkdtemp(dir));
+  snprintf(uri, sizeof(uri), "sqlite:%s/roster.db", dir);
+  assert_int_equal(kith_store_open(NULL, uri, &g_store, err, sizeof(err)),
+                   KITH_OK);
+  p = peer_new("ALICE", "r1");
+  peer_connect(p);
+  assert_int_equal(kith_roster_update(p->roster, bj, "Bob", groups, 2, NULL,
+                                      on_roster_done, &d),
+                   KITH_OK);
+  WAIT_FOR(d.fired && item_of(p, bj) != NULL);
+  copy_str(ver, sizeof(ver),
+           kith_roster_node_version(kith_roster_self(p->roster)));
+  assert_true(ver[0] != '\0');
+  peer_free(p);
+  kith_store_close(g_store);
+
+  /* "Restart": a new store object, roster and connection. */
+  assert_int_equal(kith_store_open(NULL, uri, &g_store, err, sizeof(err)),
+                   KITH_OK);
+  p = peer_new("ALICE", "r1");
+  /* Offline first: the cache is there before any connection. */
+  assert_int_equal(kith_roster_load(p->roster, lab_get("ALICE_JID"), &node),
+                   KITH_OK);
+  assert_string_equal(kith_roster_node_version(node), ver);
+  it = kith_roster_node_item(node, bj);
+  assert_non_null(it);
+  assert_string_equal(kith_roster_item_name(it), "Bob");
+  assert_int_equal(kith_roster_item_group_count(it), 2);
+  /* In the order the server pushed them (Prosody keeps a set). */
+  assert_true(strcmp(kith_roster_item_group_at(it, 0), "Lab") == 0 ||
+              strcmp(kith_roster_item_group_at(it, 1), "Lab") == 0);
+  peer_connect(p);
+  assert_true(sent_version(p, ver));
+  assert_false(p->received_query); /* the empty versioned result */
+  it = item_of(p, bj);
+  assert_non_null(it);
+  assert_string_equal(kith_roster_item_name(it), "Bob");
+  assert_string_equal(kith_roster_node_version(kith_roster_self(p->roster)),
+                      ver);
+  peer_free(p);
+  kith_store_close(g_store);
+  g_store = NULL;
+  snprintf(path, sizeof(path), "%s/roster.db", dir);
+  unlink(path);
+  snprintf(path, sizeof(path), "%s/roster.db-wal", dir);
+  unlink(path);
+  snprintf(path, sizeof(path), "%s/roster.db-shm", dir);
+  unlink(path);
+  rmdir(dir);
+}
+
 /* ---- Forged roster pushes ------------------------------------------------ */
 
 static kith_stanza_t *forged_push(const char *to)
@@ -1560,6 +1630,8 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_update_text_round_trip, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_versioned_relogin, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_restart_with_sqlite_cache, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_versioned_new_connection, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_forged_push_refused, setup,
