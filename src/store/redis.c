@@ -22,11 +22,23 @@
  * transaction whose client went away before EXEC), and because every batch
  * is idempotent: applying it twice leaves what applying it once does. A
  * timeout is not retried, so a call never waits much beyond the timeout.
+ * (A retry can undo what another process wrote to the same owner in
+ * between; kith expects one writer per owner, as in a component takeover.)
+ *
+ * Redis does not roll back a transaction whose command fails at run time.
+ * Ours can only fail on a key that holds another type than a hash, that is
+ * data kith did not write; such an owner is reported as KITH_ECORRUPT and
+ * is damaged already, so a batch landing half on it loses nothing valid.
+ *
+ * On Redis Cluster, hiredis 0.14 follows no MOVED redirections: point the
+ * URI at a proxy or a node that owns the slots. owners() and reset() SCAN
+ * the one server connected to.
  *
  * hiredis 0.14 allocates with plain malloc (allocator hooks arrived in
  * hiredis 1.0), so replies bypass kith's allocator; everything kith builds
  * itself goes through it.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -262,16 +274,20 @@ static kith_status_t read_replies(redis_store_t *r, size_t n, replies_t *rs)
   if (n > rs->cap) {
     redisReply **v = kith__realloc(r->ctx, rs->v, n * sizeof(*v));
 
-    if (v == NULL)
+    if (v == NULL) {
+      disconnect(r); /* it holds commands whose replies go unread */
       return fail(r, KITH_ENOMEM, "out of memory");
+    }
     rs->v = v;
     rs->cap = n;
   }
   sigpipe_block(&g);
   while (rs->n < n) {
     errno = 0;
-    if ((ok = redisGetReply(r->c, &reply) == REDIS_OK) == 0)
+    if (redisGetReply(r->c, &reply) != REDIS_OK) {
+      ok = 0;
       break;
+    }
     rs->v[rs->n++] = reply;
   }
   saved = errno;
@@ -314,11 +330,11 @@ static kith_status_t handshake(redis_store_t *r, const char *how)
   cmd_free(&cm);
   if (rc != KITH_OK)
     rc = fail(r, rc, "out of memory");
-  else if ((rc = read_replies(r, n, &rs)) != KITH_OK)
+  else if ((rc = read_replies(r, n, &rs)) != KITH_OK && rc != KITH_ENOMEM)
     rc = fail(r, rc, "%s: %s", how,
               r->lost ? "connection lost in the handshake"
                       : "no answer to the handshake");
-  else if (rs.v[1]->type == REDIS_REPLY_ERROR)
+  else if (rs.n == 2 && rs.v[1]->type == REDIS_REPLY_ERROR)
     rc = fail(r, KITH_ESTORE, "SELECT %d: %s", r->db, rs.v[1]->str);
   /* CLIENT SETNAME may be refused (by a proxy, say): the name is only a
    * courtesy to whoever reads CLIENT LIST. */
@@ -381,7 +397,11 @@ static kith_status_t roundtrip(redis_store_t *r, append_fn append, void *ud,
     if ((rc = append(r, ud, &n)) != KITH_OK) {
       /* Queued commands were not sent: drop them with the connection. */
       disconnect(r);
-      return rc == KITH_ENOMEM ? fail(r, rc, "out of memory") : rc;
+      if (rc == KITH_ELIMIT)
+        return fail(r, KITH_EINVAL,
+                    "a value is larger than Redis takes "
+                    "(512 MiB)");
+      return fail(r, rc, "out of memory");
     }
     if ((rc = read_replies(r, n, rs)) == KITH_OK)
       return KITH_OK;
@@ -553,6 +573,8 @@ static int dec_str(dec_t *d, const char **s, char *sep)
     return 0;
   *s = d->p;
   d->p += len;
+  if (d->p < d->end && *d->p != ' ')
+    return 0;
   *sep = d->p < d->end ? *d->p : '\0';
   *d->p = '\0';
   if (d->p < d->end)
@@ -910,7 +932,7 @@ static kith_status_t load_items(redis_store_t *r, const char *key,
   const char **groups = NULL;
   size_t gcap = 0, i;
   kith_status_t rc;
-  int ok = 1;
+  int ok;
 
   if ((rc = check_hash(r, key, h)) != KITH_OK)
     return rc;
@@ -1311,6 +1333,19 @@ static kith_status_t set_option(void *ud, const char *key, const char *value)
   return KITH_OK;
 }
 
+/* Letters, digits, '.', '-', '_'; in brackets also ':' (required) and
+ * '%' (a zone). */
+static int host_ok(const char *h, size_t len, int bracketed)
+{
+  size_t i;
+
+  for (i = 0; i < len; i++)
+    if (!isalnum((unsigned char)h[i]) && strchr(".-_", h[i]) == NULL &&
+        !(bracketed && (h[i] == ':' || h[i] == '%')))
+      return 0;
+  return !bracketed || memchr(h, ':', len) != NULL;
+}
+
 /* HOST or [IPV6] at the start of `rest`; *p is left after it. */
 static kith_status_t parse_host(redis_store_t *r, const char *rest,
                                 const char **p)
@@ -1339,6 +1374,11 @@ static kith_status_t parse_host(redis_store_t *r, const char *rest,
                 "redis://%s: user names and passwords in "
                 "the URI are not supported",
                 rest);
+  if (!host_ok(h, (size_t)(hend - h), *rest == '['))
+    return fail(r, KITH_EINVAL,
+                "redis://%s: \"%.*s\" is not a host name "
+                "or address",
+                rest, (int)(hend - h), h);
   if ((r->host = kith__strndup(r->ctx, h, (size_t)(hend - h))) == NULL)
     return fail(r, KITH_ENOMEM, "out of memory");
   return KITH_OK;
@@ -1347,7 +1387,7 @@ static kith_status_t parse_host(redis_store_t *r, const char *rest,
 /* "HOST:PORT/DB?OPTS", every part after HOST optional. */
 static kith_status_t parse_uri(redis_store_t *r, const char *rest)
 {
-  const char *p;
+  const char *p = rest;
   long v;
   kith_status_t rc;
 
