@@ -93,9 +93,11 @@ typedef kith_status_t (*kith_store_owner_fn)(void *ud, const char *owner);
  * A backend. Every function gets the store (for kith_store_set_error()) and
  * the `impl` given to kith_store_new(). Owners and JIDs arrive normalized.
  * Return KITH_OK, KITH_ENOTFOUND (load of an owner the store does not
- * know), KITH_ESTORE (the store failed: I/O, connection lost and not
+ * know), KITH_EINVAL (a malformed batch, e.g. a PUT without a JID: nothing
+ * applied), KITH_ESTORE (the store failed: I/O, connection lost and not
  * regained, ...), KITH_ECORRUPT (the stored data cannot be read) or
- * KITH_ENOMEM, and say why with kith_store_set_error().
+ * KITH_ENOMEM, and say why with kith_store_set_error(). Flag bits outside
+ * KITH_STORE_FLAG_MASK are not stored.
  */
 typedef struct kith_store_backend {
   const char *name; /* "sqlite", "redis", "memory", or your own */
