@@ -67,7 +67,6 @@ static const char *const migrations[] = {
 enum {
   S_BEGIN,
   S_COMMIT,
-  S_ROLLBACK,
   S_OWNER_ADD,
   S_OWNER_DROP,
   S_VERSION_SET,
@@ -82,7 +81,6 @@ enum {
 static const char *const stmt_sql[S_NSTMT] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
     [S_COMMIT] = "COMMIT",
-    [S_ROLLBACK] = "ROLLBACK",
     [S_OWNER_ADD] = "INSERT OR IGNORE INTO owners(owner) VALUES (?1)",
     [S_OWNER_DROP] = "DELETE FROM owners WHERE owner = ?1",
     [S_VERSION_SET] = "UPDATE owners SET version = ?2 WHERE owner = ?1",
@@ -267,7 +265,7 @@ static int query_int(sql_store_t *s, const char *sql, int *out)
  * store). KITH_ECORRUPT when it is not a kith store. */
 static kith_status_t schema_version(sql_store_t *s, int *version)
 {
-  int app, ntables, nkith, src;
+  int app = 0, ntables = 0, nkith = 0, src;
 
   if ((src = query_int(s, "PRAGMA application_id", &app)) ||
       (src = query_int(s, "SELECT count(*) FROM sqlite_master", &ntables)) ||
@@ -309,7 +307,7 @@ static kith_status_t migrate(sql_store_t *s)
 {
   char sql[96];
   kith_status_t rc;
-  int version;
+  int version = -1;
 
   if ((rc = exec(s, "BEGIN IMMEDIATE", "opening")) != KITH_OK)
     return rc;
@@ -411,11 +409,10 @@ static kith_status_t db_open(sql_store_t *s)
 static kith_status_t option(void *ud, const char *key, const char *value)
 {
   sql_store_t *s = ud;
-  char *end;
-  long ms;
-  int i;
 
   if (strcmp(key, "synchronous") == 0) {
+    int i;
+
     for (i = 0; i < 4; i++)
       if (strcasecmp(value, sync_names[i]) == 0) {
         s->sync = i;
@@ -428,6 +425,9 @@ static kith_status_t option(void *ud, const char *key, const char *value)
     return KITH_EINVAL;
   }
   if (strcmp(key, "busy_timeout") == 0) {
+    char *end;
+    long ms;
+
     errno = 0;
     ms = strtol(value, &end, 10);
     if (*value < '0' || *value > '9' || *end != '\0' || errno || ms > INT_MAX) {
@@ -489,7 +489,7 @@ static kith_status_t check_ops(kith_store_t *store, const kith_store_op_t *ops,
 static kith_status_t encode_groups(sql_store_t *s, const kith_store_item_t *it,
                                    size_t *len)
 {
-  size_t need = 0, i, l;
+  size_t need = 0, i;
   unsigned char *nb;
 
   for (i = 0; i < it->ngroups; i++)
@@ -502,7 +502,8 @@ static kith_status_t encode_groups(sql_store_t *s, const kith_store_item_t *it,
   }
   *len = 0;
   for (i = 0; i < it->ngroups; i++) {
-    l = strlen(it->groups[i]) + 1;
+    size_t l = strlen(it->groups[i]) + 1;
+
     memcpy(s->blob + *len, it->groups[i], l);
     *len += l;
   }
@@ -727,12 +728,11 @@ static kith_status_t sql_owners(kith_store_t *store, void *impl,
 static kith_status_t check_sound(sql_store_t *s)
 {
   sqlite3_stmt *st = NULL;
-  const char *res;
   kith_status_t rc = KITH_OK;
   int src = sqlite3_prepare_v2(s->db, "PRAGMA quick_check", -1, &st, NULL);
 
   if (src == SQLITE_OK && (src = sqlite3_step(st)) == SQLITE_ROW) {
-    res = (const char *)sqlite3_column_text(st, 0);
+    const char *res = (const char *)sqlite3_column_text(st, 0);
     if (res == NULL || strcmp(res, "ok") != 0)
       rc = KITH_ECORRUPT;
   } else {
