@@ -105,6 +105,7 @@ typedef struct sql_store {
   char *path;
   int sync; /* index into sync_names */
   int busy_ms;
+  int reset_damaged; /* on_corrupt=reset: a damaged file is set aside */
   sqlite3_stmt *stmt[S_NSTMT];
   unsigned char *blob; /* encoded groups of a PUT */
   size_t blob_cap;
@@ -404,6 +405,8 @@ static kith_status_t db_open(sql_store_t *s)
   return rc;
 }
 
+static kith_status_t move_aside(sql_store_t *s);
+
 /* ---- options ---------------------------------------------------------- */
 
 static kith_status_t option(void *ud, const char *key, const char *value)
@@ -440,8 +443,18 @@ static kith_status_t option(void *ud, const char *key, const char *value)
     s->busy_ms = (int)ms;
     return KITH_OK;
   }
+  if (strcmp(key, "on_corrupt") == 0) {
+    if (strcmp(value, "reset") == 0 || strcmp(value, "fail") == 0) {
+      s->reset_damaged = value[0] == 'r';
+      return KITH_OK;
+    }
+    snprintf(s->msg, sizeof(s->msg),
+             "sqlite: on_corrupt must be reset or fail, not '%s'", value);
+    return KITH_EINVAL;
+  }
   snprintf(s->msg, sizeof(s->msg),
-           "sqlite: unknown option '%s' (known: synchronous, busy_timeout)",
+           "sqlite: unknown option '%s' (known: synchronous, busy_timeout, "
+           "on_corrupt)",
            key);
   return KITH_EINVAL;
 }
@@ -861,7 +874,15 @@ kith_status_t kith__store_open_sqlite(kith_ctx_t *ctx, const char *rest,
       snprintf(s->msg, sizeof(s->msg),
                "sqlite: malformed options '%s' (expected key=value&...)",
                q + 1);
-  } else if ((rc = db_open(s)) == KITH_OK) {
+  } else if ((rc = db_open(s)) == KITH_ECORRUPT && s->reset_damaged) {
+    /* A cache the server can refill: keep the damaged file for a
+     * post-mortem and start empty, saying so. */
+    kith__warn(ctx, "store", "%s; moved aside as %s.corrupt-*, starting empty",
+               s->msg, s->path);
+    if ((rc = move_aside(s)) == KITH_OK)
+      rc = db_open(s);
+  }
+  if (rc == KITH_OK) {
     rc = kith_store_new(ctx, &sql_backend, s, out);
     if (rc != KITH_OK)
       snprintf(s->msg, sizeof(s->msg), "sqlite: out of memory");

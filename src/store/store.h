@@ -15,6 +15,9 @@
  * Options (after '?', '&'-separated key=value):
  *   sqlite  synchronous=off|normal|full|extra   (default full: durable)
  *           busy_timeout=MS                      (default 5000)
+ *           on_corrupt=fail|reset  a damaged file fails the open (default)
+ *                                  or, for a cache, is moved aside as
+ *                                  PATH.corrupt-TIME and started afresh
  *   redis   prefix=P      key prefix (default "kith")
  *           timeout=MS    connect and command timeout (default 5000)
  */

@@ -754,6 +754,25 @@ static void test_sqlite_garbage(void **state)
   assert_null(st);
   assert_non_null(strstr(err, path));
   assert_non_null(strstr(err, "not a SQLite database"));
+
+  /* A cache may say so: on_corrupt=reset keeps the damaged file aside
+   * and starts empty. */
+  {
+    char pat[320];
+    glob_t gl;
+
+    assert_int_equal(open_path(path, "on_corrupt=reset", &st, err, sizeof(err)),
+                     KITH_OK);
+    assert_non_null(st);
+    kith_store_close(st);
+    snprintf(pat, sizeof(pat), "%s.corrupt-*", path);
+    assert_int_equal(glob(pat, 0, NULL, &gl), 0);
+    assert_int_equal(gl.gl_pathc, 1);
+    globfree(&gl);
+    assert_int_equal(open_path(path, "on_corrupt=maybe", &st, err, sizeof(err)),
+                     KITH_EINVAL);
+    assert_non_null(strstr(err, "on_corrupt"));
+  }
 }
 
 /* A store whose file is damaged past its schema: it opens, the load
