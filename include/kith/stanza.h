@@ -208,7 +208,7 @@ KITH_EXTERN kith_status_t kith_stanza_parse(kith_ctx_t *ctx, const char *xml,
  * For an error stanza (type='error'), the defined condition element's name
  * ("item-not-found", ...) in the stanza-errors namespace, or NULL. For a
  * stream error (<stream:error/>), the condition in the stream-errors
- * namespace ("conflict", ...). <text/> is skipped. Borrowed.
+ * namespace ("conflict", ...). The \<text/\> element is skipped. Borrowed.
  */
 KITH_EXTERN const char *kith_stanza_error_condition(const kith_stanza_t *st);
 
