@@ -81,6 +81,45 @@ int cli_cmd_flag(const cli_t *cli, int val)
   return 0;
 }
 
+int cli_parse_seconds(const cli_t *cli, const char *option, const char *arg,
+                      double max, double *secs)
+{
+  char *end;
+
+  errno = 0;
+  *secs = strtod(arg, &end);
+  if (errno || end == arg || *end != '\0' || !(*secs > 0) || *secs > max)
+    return cli_usage_error(cli, "%s takes seconds from 0.001 to %.0f, not '%s'",
+                           option, max, arg);
+  return CLI_EXIT_OK;
+}
+
+static const struct {
+  const char *name;
+  kith_auto_authorize_t policy;
+} policies[] = {
+    {"accept", KITH_AUTHORIZE_ACCEPT},
+    {"reject", KITH_AUTHORIZE_REJECT},
+    {"manual", KITH_AUTHORIZE_MANUAL},
+};
+
+int cli_parse_policy(const cli_t *cli, const char *arg,
+                     kith_auto_authorize_t *policy, const char **name)
+{
+  size_t i;
+
+  for (i = 0; i < sizeof(policies) / sizeof(policies[0]); i++)
+    if (strcmp(arg, policies[i].name) == 0) {
+      *policy = policies[i].policy;
+      *name = policies[i].name;
+      return CLI_EXIT_OK;
+    }
+  return cli_usage_error(cli,
+                         "--auto-authorize takes accept, reject or manual, "
+                         "not '%s'",
+                         arg);
+}
+
 /* ---- Reporting ---------------------------------------------------------- */
 
 static void print_json(json_t *obj)
@@ -323,6 +362,98 @@ int cli_target_from_options(const cli_t *cli, cli_target_t *t)
   return CLI_EXIT_OK;
 }
 
+/* ---- Stores ------------------------------------------------------------- */
+
+static kith_log_level_t verbose_level(int verbose);
+
+const char *cli_store_uri(const cli_t *cli)
+{
+  return cli->store && *cli->store ? cli->store : CLI_DEFAULT_STORE;
+}
+
+/* kith_store_open() with the failure in `text`: "cannot open the store
+ * URI: why". */
+static kith_status_t open_store(kith_ctx_t *ctx, const char *uri,
+                                kith_store_t **out, char *text, size_t size)
+{
+  char err[256];
+  kith_status_t rc = kith_store_open(ctx, uri, out, err, sizeof(err));
+
+  if (rc != KITH_OK)
+    snprintf(text, size, "cannot open the store %s: %s%s", uri,
+             err[0] ? err : kith_strerror(rc),
+             rc == KITH_ECORRUPT ? " (move it aside or use another --store)"
+                                 : "");
+  return rc;
+}
+
+int cli_store_open(const cli_t *cli, kith_ctx_t *ctx, const char *uri,
+                   kith_store_t **out)
+{
+  char text[512];
+  kith_status_t rc = open_store(ctx, uri, out, text, sizeof(text));
+
+  if (rc == KITH_OK)
+    return CLI_EXIT_OK;
+  if (rc == KITH_EINVAL)
+    return cli_usage_error(cli, "%s", text);
+  return cli_fail(cli, rc, "%s", text);
+}
+
+/* The bare form of the account JID of --jid / $KITH_JID. */
+static int offline_owner(const cli_t *cli, cli_offline_t *o)
+{
+  const char *jid = cli->jid ? cli->jid : getenv("KITH_JID");
+  const char *reason = NULL;
+
+  if (cli->component)
+    return cli_usage_error(cli, "the roster of a component's JID is read "
+                                "with --jid JID, not --component");
+  if (jid == NULL || *jid == '\0')
+    return cli_usage_error(cli, "no account: give --jid JID or set KITH_JID");
+  if (kith_jid_normalize(NULL, jid, 1, &o->owner, &reason) != KITH_OK)
+    return cli_usage_error(cli, "invalid JID '%s': %s", jid,
+                           reason ? reason : "malformed");
+  return CLI_EXIT_OK;
+}
+
+int cli_offline_open(const cli_t *cli, cli_offline_t *o, int with_roster)
+{
+  kith_status_t rc;
+  int code;
+
+  memset(o, 0, sizeof(*o));
+  code = offline_owner(cli, o);
+  if (code != CLI_EXIT_OK)
+    return code;
+  rc = kith_ctx_new(NULL, &o->ctx);
+  if (rc != KITH_OK)
+    return cli_fail(cli, rc, "%s", kith_strerror(rc));
+  kith_ctx_set_log(o->ctx, verbose_level(cli->verbose), kith_log_stderr, NULL);
+  code = cli_store_open(cli, o->ctx, cli_store_uri(cli), &o->store);
+  if (code != CLI_EXIT_OK || !with_roster)
+    return code;
+  rc = kith_roster_new(o->ctx, &o->roster);
+  if (rc == KITH_OK)
+    rc = kith_roster_set_store(o->roster, o->store);
+  if (rc != KITH_OK)
+    return cli_fail(cli, rc, "%s", kith_strerror(rc));
+  return CLI_EXIT_OK;
+}
+
+void cli_offline_close(cli_offline_t *o)
+{
+  /* The roster writes what is left, so it goes before its store. */
+  kith_roster_free(o->roster);
+  o->roster = NULL;
+  kith_store_close(o->store);
+  o->store = NULL;
+  kith_free(NULL, o->owner);
+  o->owner = NULL;
+  kith_ctx_free(o->ctx);
+  o->ctx = NULL;
+}
+
 /* ---- Sessions ----------------------------------------------------------- */
 
 static kith_log_level_t verbose_level(int verbose)
@@ -400,6 +531,11 @@ static void session_event(kith_conn_t *conn, const kith_event_t *ev, void *ud)
   case KITH_EVENT_ROSTER_RECEIVED:
     s->roster_received = 1;
     break;
+  case KITH_EVENT_STORE_ERROR:
+    snprintf(s->store_error, sizeof(s->store_error), "%s: %s",
+             kith_store_uri(s->store),
+             ev->text && *ev->text ? ev->text : kith_strerror(ev->status));
+    break;
   case KITH_EVENT_DISCONNECTED:
     s->ended = 1;
     s->status = ev->status;
@@ -436,6 +572,18 @@ static kith_status_t configure(cli_session_t *s, const cli_target_t *t)
   return rc;
 }
 
+/* The normalized bare JID of `jid` into `buf` ("" when invalid). */
+static void bare_of(const char *jid, char *buf, size_t size)
+{
+  char *bare = NULL;
+
+  if (kith_jid_normalize(NULL, jid, 1, &bare, NULL) == KITH_OK)
+    copy_str(buf, size, bare);
+  else
+    copy_str(buf, size, "");
+  kith_free(NULL, bare);
+}
+
 kith_status_t cli_session_open(cli_session_t *s, const cli_t *cli,
                                const char *label, const cli_target_t *t)
 {
@@ -446,6 +594,8 @@ kith_status_t cli_session_open(cli_session_t *s, const cli_t *cli,
   s->cli = cli;
   s->label = label;
   s->component = t->component != NULL;
+  if (t->jid)
+    bare_of(t->jid, s->account, sizeof(s->account));
   rc = kith_ctx_new(NULL, &s->ctx);
   if (rc != KITH_OK)
     goto fail;
@@ -474,16 +624,73 @@ fail:
   return rc;
 }
 
-kith_status_t cli_session_attach_roster(cli_session_t *s, int initial_presence)
+/* Open the store and put the roster on it; for a client, load the cached
+ * roster now. On failure s->text says why. */
+static kith_status_t use_store(cli_session_t *s, const char *uri)
+{
+  kith_status_t rc =
+      open_store(s->ctx, uri, &s->store, s->text, sizeof(s->text));
+  char again[1024];
+
+  /* A client's cache the server can refill: a SQLite file damaged past
+   * opening is set aside and the roster fetched whole (on_corrupt=reset),
+   * saying so; a component's store is never thrown away. */
+  if (rc == KITH_ECORRUPT && !s->component && strncmp(uri, "sqlite:", 7) == 0 &&
+      strstr(uri, "on_corrupt=") == NULL &&
+      (size_t)snprintf(again, sizeof(again), "%s%con_corrupt=reset", uri,
+                       strchr(uri, '?') ? '&' : '?') < sizeof(again)) {
+    fprintf(stderr,
+            "kith: %s; setting it aside and fetching the whole "
+            "roster\n",
+            s->text);
+    s->text[0] = '\0';
+    rc = open_store(s->ctx, again, &s->store, s->text, sizeof(s->text));
+  }
+  if (rc != KITH_OK)
+    return rc;
+  rc = kith_roster_set_store(s->roster, s->store);
+  if (rc != KITH_OK || s->component || !s->account[0])
+    return rc;
+  /* ENOTFOUND is a first run. A damaged cache is reset and fetched whole
+   * at session start, which the library logs; only a store that cannot
+   * be read at all stops us here. */
+  rc = kith_roster_load(s->roster, s->account, NULL);
+  if (rc == KITH_ESTORE) {
+    snprintf(s->text, sizeof(s->text), "cannot read the store %s: %s",
+             kith_store_uri(s->store), kith_store_errmsg(s->store));
+    return rc;
+  }
+  return KITH_OK;
+}
+
+kith_status_t cli_session_attach_roster(cli_session_t *s, int initial_presence,
+                                        const char *store_uri)
 {
   kith_status_t rc = kith_roster_new(s->ctx, &s->roster);
 
-  if (rc != KITH_OK)
+  if (rc == KITH_OK && store_uri)
+    rc = use_store(s, store_uri);
+  if (rc != KITH_OK) {
+    if (!s->text[0])
+      copy_str(s->text, sizeof(s->text), kith_strerror(rc));
     return rc;
+  }
   kith_roster_set_initial_presence(s->roster, initial_presence);
   kith_roster_set_auto_authorize(s->roster, KITH_AUTHORIZE_MANUAL);
   kith_roster_set_auto_subscribe(s->roster, 0);
-  return kith_roster_attach(s->roster, s->conn);
+  rc = kith_roster_attach(s->roster, s->conn);
+  if (rc != KITH_OK)
+    snprintf(s->text, sizeof(s->text), "cannot attach a roster: %s",
+             kith_strerror(rc));
+  return rc;
+}
+
+int cli_session_store_check(const cli_session_t *s, int code)
+{
+  if (code != CLI_EXIT_OK || !s->store_error[0])
+    return code;
+  return cli_fail(s->cli, KITH_ESTORE,
+                  "cannot write the roster to the store %s", s->store_error);
 }
 
 int cli_roster_login(const cli_t *cli, cli_session_t *s, int initial_presence)
@@ -504,9 +711,11 @@ int cli_roster_login(const cli_t *cli, cli_session_t *s, int initial_presence)
   rc = cli_session_open(s, cli, NULL, &t);
   if (rc != KITH_OK)
     return cli_fail(cli, rc, "%s", cli_session_error(s));
-  rc = cli_session_attach_roster(s, initial_presence);
+  rc = cli_session_attach_roster(s, initial_presence, cli_store_uri(cli));
+  if (rc == KITH_EINVAL)
+    return cli_usage_error(cli, "%s", cli_session_error(s));
   if (rc != KITH_OK)
-    return cli_fail(cli, rc, "cannot attach a roster: %s", kith_strerror(rc));
+    return cli_fail(cli, rc, "%s", cli_session_error(s));
   rc = cli_wait_roster(cli, ss, 1);
   if (rc != KITH_OK)
     return cli_fail(cli, rc, "%s", cli_wait_error(cli, rc, buf, sizeof(buf)));
@@ -519,10 +728,12 @@ int cli_roster_login(const cli_t *cli, cli_session_t *s, int initial_presence)
 
 void cli_session_free(cli_session_t *s)
 {
-  /* The roster first: it detaches from the connection, and both need the
-   * context. */
+  /* The roster first: it detaches from the connection and writes what is
+   * left to its store, and all of them need the context. */
   kith_roster_free(s->roster);
   s->roster = NULL;
+  kith_store_close(s->store);
+  s->store = NULL;
   kith_conn_free(s->conn);
   s->conn = NULL;
   kith_ctx_free(s->ctx);

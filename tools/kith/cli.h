@@ -27,6 +27,10 @@
 
 /* The global timeout when --timeout is not given. */
 #define CLI_DEFAULT_TIMEOUT_MS 30000u
+/* The store when neither --store nor $KITH_STORE says: SQLite at
+ * $XDG_DATA_HOME/kith/roster.db. */
+#define CLI_DEFAULT_STORE "sqlite:"
+
 /* How long the server may take to close the stream after ours, and how
  * long cli_close_sessions() waits in all (beyond the global deadline). */
 #define CLI_CLOSE_TIMEOUT_MS 3000u
@@ -70,6 +74,8 @@ struct cli {
   const char *ca_file;    /* --ca-file */
   const char *component;  /* --component DOMAIN */
   const char *secret_env; /* --secret-env VAR */
+  const char *store;      /* --store URI, else $KITH_STORE, else NULL */
+  int store_given;        /* --store was on the command line */
   int insecure;           /* --insecure-skip-verify */
   int verbose;            /* number of -v */
   int json;               /* --json */
@@ -91,6 +97,22 @@ void cli_install_signals(void);
 /** Monotonic clock in milliseconds / with sub-millisecond precision. */
 uint64_t cli_now_ms(void);
 double cli_now_exact_ms(void);
+
+/**
+ * Parse seconds for an option like --for: from 0.001 to `max`. Prints a
+ * usage error naming `option` and returns CLI_EXIT_USAGE when `arg` is not
+ * such a number, else CLI_EXIT_OK with *secs set.
+ */
+int cli_parse_seconds(const cli_t *cli, const char *option, const char *arg,
+                      double max, double *secs);
+
+/**
+ * Parse an --auto-authorize value (accept, reject, manual) into *policy
+ * and its static name into *name. Prints a usage error and returns
+ * CLI_EXIT_USAGE for anything else.
+ */
+int cli_parse_policy(const cli_t *cli, const char *arg,
+                     kith_auto_authorize_t *policy, const char **name);
 
 /** The value of the last occurrence of command option `val`, or NULL. */
 const char *cli_cmd_opt(const cli_t *cli, int val);
@@ -155,6 +177,43 @@ const char *cli_parse_server(const char *spec, char *host, size_t host_size,
  */
 int cli_target_from_options(const cli_t *cli, cli_target_t *t);
 
+/* ---- Stores ----------------------------------------------------------- */
+
+/** The store URI for a client command: --store, $KITH_STORE or the
+ * default (CLI_DEFAULT_STORE). */
+const char *cli_store_uri(const cli_t *cli);
+
+/**
+ * Open the store at `uri` with `ctx`. On failure print why, naming the
+ * URI ("cannot open the store sqlite:/x: ..."), and return CLI_EXIT_USAGE
+ * for a malformed URI or CLI_EXIT_FAIL when the store failed; *out is NULL
+ * then.
+ */
+int cli_store_open(const cli_t *cli, kith_ctx_t *ctx, const char *uri,
+                   kith_store_t **out);
+
+/*
+ * A roster read from a store without connecting (roster list --offline,
+ * export, import): its own context, the store and a roster on it.
+ */
+typedef struct cli_offline {
+  kith_ctx_t *ctx;
+  kith_store_t *store;
+  kith_roster_t *roster; /* NULL unless asked for */
+  char *owner;           /* the account's normalized bare JID (kith_free) */
+} cli_offline_t;
+
+/**
+ * Open the store of cli_store_uri() for the account of --jid / $KITH_JID
+ * (any JID; its bare form is the owner), with a roster on it when
+ * `with_roster`. Prints the problem and returns a CLI_EXIT_* code; call
+ * cli_offline_close() either way.
+ */
+int cli_offline_open(const cli_t *cli, cli_offline_t *o, int with_roster);
+
+/** Free what cli_offline_open() made. Safe on a zeroed one. */
+void cli_offline_close(cli_offline_t *o);
+
 /* ---- Sessions --------------------------------------------------------- */
 
 typedef struct cli_session cli_session_t;
@@ -183,6 +242,10 @@ struct cli_session {
   kith_roster_t *roster;
   int roster_received;    /* ROSTER_RECEIVED seen */
   char roster_error[256]; /* why the fetch at session start failed */
+  /* The roster's store, when cli_session_attach_roster() opened one. */
+  kith_store_t *store;
+  char account[1024];    /* client: the bare JID logged in as */
+  char store_error[512]; /* the last STORE_ERROR, "URI: text"; "" if none */
 };
 
 /**
@@ -199,8 +262,21 @@ kith_status_t cli_session_open(cli_session_t *s, const cli_t *cli,
  * keeps the session unavailable. The subscription policy starts as
  * manual without auto-subscribe, so that a command answers nothing it was
  * not asked to; change it with kith_roster_set_auto_*() on s->roster.
+ *
+ * With `store_uri` (NULL: none) the roster is kept in that store
+ * (s->store): a client's cached roster is loaded now, before the session
+ * starts, so the fetch sends its version, and every change is written
+ * through. On failure s->text says why (naming the URI); the status is
+ * KITH_EINVAL for a malformed URI.
  */
-kith_status_t cli_session_attach_roster(cli_session_t *s, int initial_presence);
+kith_status_t cli_session_attach_roster(cli_session_t *s, int initial_presence,
+                                        const char *store_uri);
+
+/**
+ * After a one-shot command: when the session's store failed to write
+ * (s->store_error), report it and return CLI_EXIT_FAIL, else `code`.
+ */
+int cli_session_store_check(const cli_session_t *s, int code);
 
 /**
  * Log in as the account from the options with a roster attached, and wait
@@ -311,11 +387,35 @@ void cli_item_put(FILE *f, const kith_roster_item_t *it);
 json_t *cli_item_json(const kith_roster_item_t *it);
 
 /**
- * The items of the session's own roster node sorted by JID, in a new
- * array of `*n` borrowed pointers (free() it; NULL when empty or out of
- * memory, then *n is 0). Valid until the roster next changes.
+ * The items of `node` (may be NULL) sorted by JID, in a new array of `*n`
+ * borrowed pointers (free() it; NULL when empty or out of memory, then *n
+ * is 0). Valid until the roster next changes.
  */
+const kith_roster_item_t **cli_node_sorted(const kith_roster_node_t *node,
+                                           size_t *n);
+
+/** cli_node_sorted() of the session's own roster node. */
 const kith_roster_item_t **cli_roster_sorted(const cli_session_t *s, size_t *n);
+
+/**
+ * The `roster list --json` array of `node`'s items (sorted by JID), new;
+ * NULL when out of memory.
+ */
+json_t *cli_node_json(const kith_roster_node_t *node);
+
+/* ---- Events as text and JSON (event.c: watch and component) ----------- */
+
+/**
+ * Print one roster or connection event as one line, text or --json (see
+ * 'kith watch --help'), and flush. `roster` gives the counts of
+ * roster_received. SESSION_START is the caller's to print. Returns 0, or
+ * -1 when stdout failed.
+ */
+int cli_event_print(const cli_t *cli, const kith_roster_t *roster,
+                    const kith_event_t *ev);
+
+/** End a line on stdout and flush it; -1 when stdout failed. */
+int cli_end_line(void);
 
 /* ---- Commands --------------------------------------------------------- */
 
@@ -324,5 +424,6 @@ extern const cli_command_t cli_cmd_roster;
 extern const cli_command_t cli_cmd_presence;
 extern const cli_command_t cli_cmd_watch;
 extern const cli_command_t cli_cmd_demo;
+extern const cli_command_t cli_cmd_component;
 
 #endif /* KITH_CLI_H */

@@ -44,6 +44,7 @@ typedef struct demo {
   unsigned port;    /* C2S_PORT */
   const char *domain;
   const char *ca_file;
+  char store[PATH_MAX + 32]; /* sqlite:DIR/roster.db in the lab directory */
   demo_user_t users[DEMO_MAX_USERS];
   cli_session_t *ss[DEMO_MAX_USERS];
   size_t n_users;
@@ -140,6 +141,7 @@ static int open_user(demo_t *d, demo_user_t *u)
   char key[64];
   cli_target_t t;
   const char *jid, *password;
+  kith_status_t rc;
 
   snprintf(key, sizeof(key), "%s_JID", u->env_prefix);
   jid = cli_lab_get(&d->lab, key);
@@ -160,8 +162,10 @@ static int open_user(demo_t *d, demo_user_t *u)
                      cli_session_error(&u->s));
   /* Everyone accepts requests and subscribes back: the library's default
    * policy, which cli_session_attach_roster() turns off. */
-  if (cli_session_attach_roster(&u->s, 1) != KITH_OK ||
-      kith_conn_on(u->s.conn, KITH_EVENT_ANY, demo_event, u) == 0)
+  rc = cli_session_attach_roster(&u->s, 1, d->store);
+  if (rc != KITH_OK)
+    return demo_fail(d, rc, "%s: %s", u->name, cli_session_error(&u->s));
+  if (kith_conn_on(u->s.conn, KITH_EVENT_ANY, demo_event, u) == 0)
     return demo_fail(d, KITH_ENOMEM, "%s: cannot attach a roster", u->name);
   kith_roster_set_auto_authorize(u->s.roster, KITH_AUTHORIZE_ACCEPT);
   kith_roster_set_auto_subscribe(u->s.roster, 1);
@@ -485,11 +489,64 @@ static int step_disconnect(demo_t *d)
   return CLI_EXIT_OK;
 }
 
+/* ---- Step: the rosters outlive the sessions, in the store -------------- */
+
+/* Read one user's roster back from the store, as 'roster list --offline'
+ * does. */
+static int report_stored(demo_t *d, kith_roster_t *r, const demo_user_t *u)
+{
+  kith_roster_node_t *node = NULL;
+  kith_status_t rc = kith_roster_load(r, u->bare, &node);
+  const char *ver;
+  size_t n;
+
+  if (rc != KITH_OK)
+    return demo_fail(
+        d, rc, "%s: cannot read the roster back from %s: %s", u->name, d->store,
+        rc == KITH_ENOTFOUND ? "not there"
+                             : kith_store_errmsg(kith_roster_store(r)));
+  n = kith_roster_node_size(node);
+  ver = kith_roster_node_version(node);
+  cli_print(d->cli,
+            json_pack("{s:s, s:s, s:s, s:i, s:s?}", "event", "stored", "user",
+                      u->name, "store", d->store, "items", (int)n, "version",
+                      ver),
+            "%s: %zu item%s kept in the store%s%s, for the versioned fetch "
+            "of the next login",
+            u->name, n, n == 1 ? "" : "s", ver ? ", roster version " : "",
+            ver ? ver : "");
+  return CLI_EXIT_OK;
+}
+
+static int step_stored(demo_t *d)
+{
+  char err[256];
+  kith_store_t *store = NULL;
+  kith_roster_t *r = NULL;
+  kith_status_t rc;
+  size_t i;
+  int code = CLI_EXIT_OK;
+
+  rc = kith_store_open(NULL, d->store, &store, err, sizeof(err));
+  if (rc != KITH_OK)
+    return demo_fail(d, rc, "cannot open %s: %s", d->store, err);
+  rc = kith_roster_new(NULL, &r);
+  if (rc == KITH_OK)
+    rc = kith_roster_set_store(r, store);
+  if (rc != KITH_OK)
+    code = demo_fail(d, rc, "%s", kith_strerror(rc));
+  for (i = 0; code == CLI_EXIT_OK && i < d->n_users; i++)
+    code = report_stored(d, r, &d->users[i]);
+  kith_roster_free(r);
+  kith_store_close(store);
+  return code;
+}
+
 static const demo_step_t steps[] = {
     {"connect", step_connect},       {"ping", step_ping},
     {"subscribe", step_subscribe},   {"roster-set", step_roster_set},
     {"rosters", step_rosters},       {"presence", step_presence},
-    {"disconnect", step_disconnect},
+    {"disconnect", step_disconnect}, {"stored", step_stored},
 };
 
 /* ---- The lab around the steps ------------------------------------------- */
@@ -510,6 +567,8 @@ static int parse_lab_env(demo_t *d)
                     "CA_FILE",
                     d->lab.dir);
   d->port = (unsigned)p;
+  /* The rosters go where the lab's files are, and leave with them. */
+  snprintf(d->store, sizeof(d->store), "sqlite:%s/roster.db", d->lab.dir);
   return CLI_EXIT_OK;
 }
 
@@ -538,6 +597,8 @@ static int start_lab(demo_t *d)
                       "domain", d->domain, "dir", d->lab.dir, "script",
                       d->lab.script, "seconds", secs),
             "ok: %s:%u, domain %s (%.1f s)", d->host, d->port, d->domain, secs);
+  cli_print(d->cli, json_pack("{s:s, s:s}", "event", "store", "uri", d->store),
+            "rosters are kept in %s", d->store);
   return CLI_EXIT_OK;
 }
 
@@ -573,9 +634,10 @@ static int finish(demo_t *d, int code)
 static int check_options(const cli_t *cli)
 {
   if (cli->jid || cli->server || cli->ca_file || cli->component ||
-      cli->secret_env || cli->insecure)
-    return cli_usage_error(cli, "the demo starts its own server; the "
-                                "connection options do not apply");
+      cli->secret_env || cli->insecure || cli->store_given)
+    return cli_usage_error(cli, "the demo starts its own server and keeps "
+                                "its rosters beside it; the connection and "
+                                "store options do not apply");
   return CLI_EXIT_OK;
 }
 
@@ -638,14 +700,18 @@ const cli_command_t cli_cmd_demo = {
     "    for the server's push;\n"
     "  - both rosters are printed (as in 'kith roster list');\n"
     "  - bob goes away with status \"at lunch\"; alice sees changed_status;\n"
-    "  - both disconnect cleanly and the server stops, also on failure or\n"
-    "    Ctrl-C.\n"
-    "The connection options do not apply; --timeout bounds the part after\n"
-    "the server started. With --json every line is one object with an\n"
-    "\"event\": lab_started, connecting, session_start, roster_received,\n"
-    "pong, subscribe, subscription_request, subscribed, roster_set, roster\n"
-    "(\"items\" as 'kith roster list --json'), presence, changed_status,\n"
-    "disconnected, demo_finished.\n"
+    "  - both disconnect cleanly;\n"
+    "  - both rosters are read back from the store (sqlite:DIR/roster.db in\n"
+    "    the lab's directory, written through all along), with the roster\n"
+    "    version a next login would resume from;\n"
+    "  - the server stops, also on failure or Ctrl-C.\n"
+    "The connection and store options do not apply; --timeout bounds the\n"
+    "part after the server started. With --json every line is one object\n"
+    "with an \"event\": lab_started, store (\"uri\"), connecting,\n"
+    "session_start, roster_received, pong, subscribe, subscription_request,\n"
+    "subscribed, roster_set, roster (\"items\" as 'kith roster list\n"
+    "--json'), presence, changed_status, disconnected, stored (\"store\",\n"
+    "\"items\", \"version\"), demo_finished.\n"
     "\n"
     "Options:\n"
     "  --keep-lab    keep the lab directory (configuration, logs) after\n"

@@ -200,6 +200,7 @@ static int run_presence(cli_t *cli, int argc, char **argv)
                st == KITH_ETIMEDOUT || st == KITH_ECANCELED
                    ? kith_strerror(st)
                    : cli_session_error(&pc->s));
+    code = cli_session_store_check(&pc->s, code);
     cli_session_free(&pc->s);
   }
   kith_free(NULL, pc->jid);
@@ -231,7 +232,8 @@ const cli_command_t cli_cmd_presence = {
     "requests only to available resources; this session answers none by\n"
     "itself), sends the stanza, pings the server so that it has processed\n"
     "it and sent the roster push it causes, prints the item and\n"
-    "disconnects cleanly. JIDs are bare (user@domain).\n"
+    "disconnects cleanly. JIDs are bare (user@domain). The roster is kept\n"
+    "in the --store, as with 'kith roster'.\n"
     "\n"
     "Output, two lines:\n"
     "  sent TYPE to JID [nick=N]\n"

@@ -1,21 +1,21 @@
 /*
- * kith roster list|add|set|remove: read and edit the account's roster
- * (RFC 6121 section 2), and the text and JSON forms of roster items that
- * the other commands share.
+ * kith roster list|add|set|remove|export|import: read and edit the
+ * account's roster (RFC 6121 section 2), and the text and JSON forms of
+ * roster items that the other commands share. export and import live in
+ * roster_io.c.
  *
- * Every subcommand logs in with a roster attached but sends no presence,
- * so the account does not show up online. An edit waits for both the
- * server's answer to the roster set and the roster push that follows, so
- * the change is in place when the command returns.
+ * Every subcommand that goes online logs in with a roster attached (kept
+ * in the --store) but sends no presence, so the account does not show up
+ * online. An edit waits for both the server's answer to the roster set
+ * and the roster push that follows, so the change is in place when the
+ * command returns.
  */
 #include "cli.h"
+#include "roster_cmd.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define ROSTER_OPT_NAME (CLI_OPT_CMD_BASE + 0)
-#define ROSTER_OPT_GROUP (CLI_OPT_CMD_BASE + 1)
 
 /* ---- Items as text and JSON --------------------------------------------- */
 
@@ -135,9 +135,9 @@ static int cmp_item_ptr(const void *a, const void *b)
                 kith_roster_item_jid(*(const kith_roster_item_t *const *)b));
 }
 
-const kith_roster_item_t **cli_roster_sorted(const cli_session_t *s, size_t *n)
+const kith_roster_item_t **cli_node_sorted(const kith_roster_node_t *node,
+                                           size_t *n)
 {
-  const kith_roster_node_t *node = kith_roster_self(s->roster);
   const kith_roster_item_t **items;
   kith_roster_item_t *it;
   size_t cursor = 0, size, k = 0;
@@ -151,6 +151,26 @@ const kith_roster_item_t **cli_roster_sorted(const cli_session_t *s, size_t *n)
   qsort(items, k, sizeof(*items), cmp_item_ptr);
   *n = k;
   return items;
+}
+
+const kith_roster_item_t **cli_roster_sorted(const cli_session_t *s, size_t *n)
+{
+  return cli_node_sorted(kith_roster_self(s->roster), n);
+}
+
+json_t *cli_node_json(const kith_roster_node_t *node)
+{
+  size_t i, n;
+  const kith_roster_item_t **items = cli_node_sorted(node, &n);
+  json_t *arr = json_array();
+
+  for (i = 0; arr && i < n; i++)
+    if (json_array_append_new(arr, cli_item_json(items[i])) != 0) {
+      json_decref(arr);
+      arr = NULL;
+    }
+  free(items);
+  return arr;
 }
 
 /* The text form of `it` in a new string to free(), or NULL. */
@@ -172,36 +192,17 @@ static char *item_text(const kith_roster_item_t *it)
 
 /* ---- The command line --------------------------------------------------- */
 
-/* One roster set in flight: its reply, the push it causes, and the ping
- * that bounds the wait for the push. */
-typedef struct change {
-  const char *jid; /* normalized bare JID */
-  int expect_push; /* the item should change */
-  int replied;     /* the callback fired */
-  kith_status_t status;
-  char condition[64]; /* the error condition for KITH_ESTANZA */
-  int pushed;         /* roster_update for jid seen */
-  cli_ping_t ping;    /* the barrier after the reply */
-} change_t;
-
-/* What the command line asked for, and the change in flight. */
-typedef struct roster_cmd {
-  cli_t *cli;
-  const char *jid_arg; /* JID as given */
-  char *jid;           /* normalized bare JID (kith_free) */
-  const char *name;    /* --name, or NULL */
-  const char **groups; /* --group values without duplicates (free) */
-  size_t n_groups;
-  cli_session_t s;
-  /* Here, not on a stack frame: its callbacks may fire as late as
-   * cli_session_free(). */
-  change_t change;
-} roster_cmd_t;
+/* Which options a subcommand takes. */
+#define SUB_EDIT 0x01u    /* --name, --group */
+#define SUB_OFFLINE 0x02u /* --offline */
+#define SUB_ONLINE 0x04u  /* --online */
+#define SUB_REPLACE 0x08u /* --replace */
 
 typedef struct roster_sub {
   const char *name;
-  int takes_jid;
-  int edits; /* takes --name and --group */
+  const char *arg;  /* "JID", "FILE" or NULL: the one argument it takes */
+  int arg_required; /* the argument must be there */
+  unsigned opts;    /* SUB_*: the options it takes */
   int (*run)(roster_cmd_t *rc);
 } roster_sub_t;
 
@@ -209,21 +210,23 @@ typedef struct roster_sub {
 static int collect_groups(roster_cmd_t *rc)
 {
   const cli_t *cli = rc->cli;
-  size_t i, j;
+  const char **v = calloc(cli->n_cmd_opts + 1, sizeof(*v));
+  size_t i, j, n = 0;
 
-  rc->groups = calloc(cli->n_cmd_opts + 1, sizeof(*rc->groups));
-  if (rc->groups == NULL)
+  if (v == NULL)
     return cli_fail(cli, KITH_ENOMEM, "%s", kith_strerror(KITH_ENOMEM));
+  rc->groups = v;
   for (i = 0; i < cli->n_cmd_opts; i++) {
     const char *g = cli->cmd_opts[i].arg;
     if (cli->cmd_opts[i].val != ROSTER_OPT_GROUP || g == NULL)
       continue;
     if (*g == '\0')
       return cli_usage_error(cli, "--group takes a non-empty name");
-    for (j = 0; j < rc->n_groups && strcmp(rc->groups[j], g) != 0; j++)
+    for (j = 0; j < n && strcmp(v[j], g) != 0; j++)
       ;
-    if (j == rc->n_groups)
-      rc->groups[rc->n_groups++] = g;
+    if (j == n)
+      v[n++] = g;
+    rc->n_groups = n;
   }
   return CLI_EXIT_OK;
 }
@@ -252,63 +255,104 @@ static int parse_contact(const cli_t *cli, const char *arg, char **out)
   return CLI_EXIT_OK;
 }
 
-/* The JID argument and the edit options, checked against `sub`. */
+/* The argument and the edit options (the options are checked against
+ * `sub` by check_options()). */
 static int parse_sub_args(roster_cmd_t *rc, const roster_sub_t *sub, int argc,
                           char **argv)
 {
   const cli_t *cli = rc->cli;
   int code;
 
-  if (sub->takes_jid && argc < 2)
-    return cli_usage_error(cli, "'roster %s' needs a JID", sub->name);
-  if (argc > (sub->takes_jid ? 2 : 1))
+  if (sub->arg_required && argc < 2)
+    return cli_usage_error(cli, "'roster %s' needs a %s", sub->name, sub->arg);
+  if (argc > (sub->arg ? 2 : 1))
     return cli_usage_error(cli, "too many arguments for 'roster %s'",
                            sub->name);
-  if (!sub->edits && (cli_cmd_flag(cli, ROSTER_OPT_NAME) ||
-                      cli_cmd_flag(cli, ROSTER_OPT_GROUP)))
-    return cli_usage_error(cli, "--name and --group apply to 'roster add' "
-                                "and 'roster set' only");
   rc->name = cli_cmd_opt(cli, ROSTER_OPT_NAME);
   /* An empty name is no name (RFC 6121 2.1.2.4). */
   if (rc->name && *rc->name == '\0')
     rc->name = NULL;
+  rc->offline = cli_cmd_flag(cli, ROSTER_OPT_OFFLINE);
+  rc->online = cli_cmd_flag(cli, ROSTER_OPT_ONLINE);
+  rc->replace = cli_cmd_flag(cli, ROSTER_OPT_REPLACE);
+  if (rc->online && rc->replace)
+    return cli_usage_error(cli, "--replace works on the store only, not "
+                                "with --online");
   code = collect_groups(rc);
-  if (code == CLI_EXIT_OK && sub->takes_jid) {
+  if (code != CLI_EXIT_OK || argc < 2)
+    return code;
+  if (strcmp(sub->arg, "JID") == 0) {
     rc->jid_arg = argv[1];
-    code = parse_contact(cli, argv[1], &rc->jid);
+    return parse_contact(cli, argv[1], &rc->jid);
   }
-  return code;
+  rc->file = argv[1];
+  return CLI_EXIT_OK;
 }
 
 /* ---- roster list -------------------------------------------------------- */
 
-static int print_list(roster_cmd_t *rc)
+static int print_list(const cli_t *cli, const kith_roster_node_t *node)
 {
   size_t i, n;
-  const kith_roster_item_t **items = cli_roster_sorted(&rc->s, &n);
-  json_t *arr = rc->cli->json ? json_array() : NULL;
+  const kith_roster_item_t **items;
 
+  /* One array, also when empty, so a reader can always parse the line. */
+  if (cli->json) {
+    json_t *arr = cli_node_json(node);
+    if (arr == NULL)
+      return cli_fail(cli, KITH_ENOMEM, "%s", kith_strerror(KITH_ENOMEM));
+    cli_print(cli, arr, "%s", "");
+    return CLI_EXIT_OK;
+  }
+  items = cli_node_sorted(node, &n);
   for (i = 0; i < n; i++) {
-    if (arr) {
-      json_array_append_new(arr, cli_item_json(items[i]));
-    } else {
-      cli_item_put(stdout, items[i]);
-      fputc('\n', stdout);
-    }
+    cli_item_put(stdout, items[i]);
+    fputc('\n', stdout);
   }
   free(items);
-  /* One array, also when empty, so a reader can always parse the line. */
-  if (arr)
-    cli_print(rc->cli, arr, "%s", "");
   fflush(stdout);
+  return CLI_EXIT_OK;
+}
+
+int roster_load_offline(roster_cmd_t *rc, const kith_roster_node_t **node)
+{
+  const cli_t *cli = rc->cli;
+  kith_roster_node_t *found = NULL;
+  kith_status_t st;
+  int code = cli_offline_open(cli, &rc->off, 1);
+
+  *node = NULL;
+  if (code != CLI_EXIT_OK)
+    return code;
+  st = kith_roster_load(rc->off.roster, rc->off.owner, &found);
+  if (st == KITH_ENOTFOUND)
+    return cli_fail(cli, st,
+                    "the store %s has no roster for %s (a client's roster "
+                    "is cached there when it logs in)",
+                    kith_store_uri(rc->off.store), rc->off.owner);
+  if (st != KITH_OK)
+    return cli_fail(
+        cli, st, "cannot read the roster of %s from the store %s: %s",
+        rc->off.owner, kith_store_uri(rc->off.store),
+        *kith_store_errmsg(rc->off.store) ? kith_store_errmsg(rc->off.store)
+                                          : kith_strerror(st));
+  *node = found;
   return CLI_EXIT_OK;
 }
 
 static int roster_list(roster_cmd_t *rc)
 {
-  int code = cli_roster_login(rc->cli, &rc->s, 0);
+  const kith_roster_node_t *node;
+  int code;
 
-  return code == CLI_EXIT_OK ? print_list(rc) : code;
+  if (rc->offline) {
+    code = roster_load_offline(rc, &node);
+    return code == CLI_EXIT_OK ? print_list(rc->cli, node) : code;
+  }
+  code = cli_roster_login(rc->cli, &rc->s, 0);
+  return code == CLI_EXIT_OK
+             ? print_list(rc->cli, kith_roster_self(rc->s.roster))
+             : code;
 }
 
 /* ---- roster add / set / remove ------------------------------------------ */
@@ -347,8 +391,7 @@ static int pushed_or_pong(void *ud)
   return c->pushed || c->ping.done;
 }
 
-/* Does `it` already have exactly this name and these groups? */
-static int same_item(const kith_roster_item_t *it, const char *name,
+int roster_same_item(const kith_roster_item_t *it, const char *name,
                      const char *const *groups, size_t n)
 {
   const char *old = kith_roster_item_name(it);
@@ -461,7 +504,7 @@ static int edit_item(roster_cmd_t *rc, int must_exist)
   if (!it && must_exist)
     return cli_fail(rc->cli, KITH_ENOTFOUND,
                     "%s is not in the roster (use 'roster add')", rc->jid);
-  same = it && same_item(it, rc->name, rc->groups, rc->n_groups);
+  same = it && roster_same_item(it, rc->name, rc->groups, rc->n_groups);
   c->jid = rc->jid;
   /* The library raises roster_update only when the item changes. */
   c->expect_push = !same;
@@ -524,11 +567,81 @@ static int roster_remove(roster_cmd_t *rc)
 }
 
 static const roster_sub_t roster_subs[] = {
-    {"list", 0, 0, roster_list},
-    {"add", 1, 1, roster_add},
-    {"set", 1, 1, roster_set},
-    {"remove", 1, 0, roster_remove},
+    {"list", NULL, 0, SUB_OFFLINE, roster_list},
+    {"add", "JID", 1, SUB_EDIT, roster_add},
+    {"set", "JID", 1, SUB_EDIT, roster_set},
+    {"remove", "JID", 1, 0, roster_remove},
+    {"export", "FILE", 0, SUB_ONLINE, roster_export},
+    {"import", "FILE", 1, SUB_ONLINE | SUB_REPLACE, roster_import},
 };
+#define N_SUBS (sizeof(roster_subs) / sizeof(roster_subs[0]))
+
+static const struct option roster_options[] = {
+    {"name", required_argument, NULL, ROSTER_OPT_NAME},
+    {"group", required_argument, NULL, ROSTER_OPT_GROUP},
+    {"offline", no_argument, NULL, ROSTER_OPT_OFFLINE},
+    {"online", no_argument, NULL, ROSTER_OPT_ONLINE},
+    {"replace", no_argument, NULL, ROSTER_OPT_REPLACE},
+    {NULL, 0, NULL, 0},
+};
+
+/* The SUB_* bit of a command option. */
+static unsigned option_bit(int val)
+{
+  switch (val) {
+  case ROSTER_OPT_NAME:
+  case ROSTER_OPT_GROUP:
+    return SUB_EDIT;
+  case ROSTER_OPT_OFFLINE:
+    return SUB_OFFLINE;
+  case ROSTER_OPT_ONLINE:
+    return SUB_ONLINE;
+  default:
+    return SUB_REPLACE;
+  }
+}
+
+/* The long name of command option `val`. */
+static const char *option_name(int val)
+{
+  size_t i;
+
+  for (i = 0; roster_options[i].name; i++)
+    if (roster_options[i].val == val)
+      return roster_options[i].name;
+  return "?";
+}
+
+/* Refuse an option `sub` does not take, naming the subcommands that do:
+ * "--offline applies to 'roster list' only". */
+static int check_options(const cli_t *cli, const roster_sub_t *sub)
+{
+  char which[256];
+  size_t i, n = 0, k = 0, len = 0;
+  unsigned bit = 0;
+  int val = 0;
+
+  for (i = 0; i < cli->n_cmd_opts && bit == 0; i++)
+    if (!(sub->opts & option_bit(cli->cmd_opts[i].val))) {
+      val = cli->cmd_opts[i].val;
+      bit = option_bit(val);
+    }
+  if (bit == 0)
+    return CLI_EXIT_OK;
+  for (i = 0; i < N_SUBS; i++)
+    n += (roster_subs[i].opts & bit) != 0;
+  which[0] = '\0';
+  for (i = 0; i < N_SUBS && len < sizeof(which); i++) {
+    if (!(roster_subs[i].opts & bit))
+      continue;
+    len += (size_t)snprintf(which + len, sizeof(which) - len, "%s'roster %s'",
+                            k == 0 ? "" : (k + 1 == n ? " and " : ", "),
+                            roster_subs[i].name);
+    k++;
+  }
+  return cli_usage_error(cli, "--%s applies to %s only", option_name(val),
+                         which);
+}
 
 static int run_roster(cli_t *cli, int argc, char **argv)
 {
@@ -538,17 +651,19 @@ static int run_roster(cli_t *cli, int argc, char **argv)
   int code;
   kith_status_t st;
 
-  for (i = 0; i < sizeof(roster_subs) / sizeof(roster_subs[0]); i++)
+  for (i = 0; i < N_SUBS; i++)
     if (strcmp(argv[0], roster_subs[i].name) == 0)
       sub = &roster_subs[i];
   if (sub == NULL)
     return cli_usage_error(cli,
                            "unknown subcommand '%s' (list, add, set, "
-                           "remove)",
+                           "remove, export, import)",
                            argv[0]);
   memset(&rc, 0, sizeof(rc));
   rc.cli = cli;
-  code = parse_sub_args(&rc, sub, argc, argv);
+  code = check_options(cli, sub);
+  if (code == CLI_EXIT_OK)
+    code = parse_sub_args(&rc, sub, argc, argv);
   if (code == CLI_EXIT_OK) {
     cli_session_t *ss[1] = {&rc.s};
     code = sub->run(&rc);
@@ -558,25 +673,24 @@ static int run_roster(cli_t *cli, int argc, char **argv)
                st == KITH_ETIMEDOUT || st == KITH_ECANCELED
                    ? kith_strerror(st)
                    : cli_session_error(&rc.s));
+    code = cli_session_store_check(&rc.s, code);
     cli_session_free(&rc.s);
   }
+  roster_import_free(&rc);
+  cli_offline_close(&rc.off);
   kith_free(NULL, rc.jid);
   free(rc.groups);
   return code;
 }
 
-static const struct option roster_options[] = {
-    {"name", required_argument, NULL, ROSTER_OPT_NAME},
-    {"group", required_argument, NULL, ROSTER_OPT_GROUP},
-    {NULL, 0, NULL, 0},
-};
-
 const cli_command_t cli_cmd_roster = {
     "roster",
-    "roster list|add|set|remove [JID]",
-    "show or edit the roster (RFC 6121)",
+    "roster list|add|set|remove|export|import [JID|FILE]",
+    "show, edit, export or import the roster (RFC 6121)",
     "Subcommands:\n"
-    "  roster list                     print the roster, sorted by JID\n"
+    "  roster list [--offline]         print the roster, sorted by JID;\n"
+    "                                  --offline: the one cached in the\n"
+    "                                  --store, without connecting\n"
     "  roster add JID [--name N] [--group G]...\n"
     "                                  add a contact; fails if JID is\n"
     "                                  already in the roster\n"
@@ -585,11 +699,27 @@ const cli_command_t cli_cmd_roster = {
     "                                  fails if JID is not in the roster\n"
     "  roster remove JID               delete a contact (this also cancels\n"
     "                                  the subscriptions both ways)\n"
+    "  roster export [FILE] [--online] write the roster cached in the\n"
+    "                                  --store to FILE (stdout without FILE\n"
+    "                                  or for '-') as list --json does;\n"
+    "                                  --online: fetch it from the server\n"
+    "  roster import FILE [--replace | --online]\n"
+    "                                  read such a file ('-': stdin) into\n"
+    "                                  the --store, or with --online send\n"
+    "                                  it to the server (see below)\n"
     "\n"
-    "Each subcommand logs in, fetches the roster and disconnects. It sends\n"
-    "no presence, so the account does not appear online, and it answers no\n"
-    "subscription requests. add, set and remove wait for the server's reply\n"
-    "and the roster push, so the change is visible when kith returns.\n"
+    "The roster is kept in the --store (default sqlite:, the file\n"
+    "$XDG_DATA_HOME/kith/roster.db): it is read before connecting, the\n"
+    "fetch asks only for what changed since (RFC 6121 2.6), and every\n"
+    "change is written through. list --offline and export read the cached\n"
+    "roster of --jid as the last run left it; no password is needed. They\n"
+    "fail when the store has no roster for that JID. A store that cannot\n"
+    "be opened or written is an error (exit 1) naming its URI.\n"
+    "\n"
+    "The other subcommands log in, fetch the roster and disconnect. They\n"
+    "send no presence, so the account does not appear online, and answer\n"
+    "no subscription requests. add, set and remove wait for the server's\n"
+    "reply and the roster push, so the change is visible when kith returns.\n"
     "On the wire add and set are the same roster set: the item gets exactly\n"
     "the name and groups given, so 'roster set JID' without --name removes\n"
     "the name, and without --group removes the contact from all groups.\n"
@@ -619,8 +749,45 @@ const cli_command_t cli_cmd_roster = {
     "with OBJECT as in list (item null after remove, before null after\n"
     "add).\n"
     "\n"
+    "Import checks the whole file before it changes anything: each item\n"
+    "needs \"jid\", a bare JID; \"name\" is a string or null,\n"
+    "\"groups\" an array of non-empty strings, \"subscription\" none, to,\n"
+    "from or both, \"ask\" \"subscribe\" (with none or from) or null,\n"
+    "\"approved\" true (with none or to) or false; all but \"jid\" may be\n"
+    "left out. Other keys, a JID given twice or a file that is not such\n"
+    "an array stop the import with its item's index (\"item [3]\",\n"
+    "counting from 0) and nothing imported.\n"
+    "Without --online the items go into the --store as the roster of\n"
+    "--jid, subscription states included, 1000 items per atomic batch;\n"
+    "stored items for other JIDs stay unless --replace, which empties the\n"
+    "stored roster first. The stored roster version is cleared, so a\n"
+    "client's next login fetches the whole roster, and the server's then\n"
+    "replaces what was imported: this fills a component's store (see\n"
+    "'kith component') or moves a roster between stores. Do it while no\n"
+    "kith process serves that JID from the same store.\n"
+    "With --online kith logs in and sends a roster set for each item whose\n"
+    "name or groups differ from the server's, up to 64 at a time, and\n"
+    "stops at the first the server refuses; a roster set cannot carry\n"
+    "subscription states, so kith warns when the file's differ (use 'kith\n"
+    "presence'). A large import may need a longer --timeout.\n"
+    "Files of more than 1000 items show progress on stderr,\n"
+    "\"kith: roster import: imported 2000/5000\". The last line is\n"
+    "  imported N items into the roster of JID in URI\n"
+    "  | imported N items to the server for JID (C changed, U unchanged)\n"
+    "with --json\n"
+    "  {\"event\":\"imported\",\"jid\":JID,\"items\":N,\"store\":URI,\n"
+    "   \"batches\":B,\"replace\":BOOL}\n"
+    "  | {\"event\":\"imported\",\"jid\":JID,\"items\":N,\"changed\":C,\n"
+    "   \"unchanged\":U}\n"
+    "Export to a FILE ends with \"exported N items of JID to FILE\", with\n"
+    "--json {\"event\":\"exported\",\"jid\":JID,\"items\":N,\"file\":FILE}.\n"
+    "\n"
     "Examples:\n"
     "  kith --jid alice@localhost roster list --json\n"
+    "  kith --jid alice@localhost roster list --offline\n"
+    "  kith --jid alice@localhost roster export alice.json\n"
+    "  kith --jid user1@bot.localhost --store sqlite:bot.db \\\n"
+    "      roster import alice.json\n"
     "  kith --jid alice@localhost roster add bob@localhost --name Bob \\\n"
     "      --group Friends --group Work\n"
     "  kith --jid alice@localhost roster remove bob@localhost\n",

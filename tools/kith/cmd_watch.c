@@ -1,13 +1,10 @@
 /*
  * kith watch: stay online with the roster attached and print every event,
- * one line each, until --for runs out or a signal arrives.
- *
- * Which fields an event carries is one table (event_fields), read by both
- * the text and the JSON printer, so the two forms always agree.
+ * one line each, until --for runs out or a signal arrives. The lines are
+ * printed by event.c, which `kith component` shares.
  */
 #include "cli.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,55 +16,6 @@
 
 /* The longest --for: 30 days. */
 #define WATCH_FOR_MAX_S 2592000.0
-
-/* Field groups of an event. */
-#define F_OWNER 0x01u    /* owner */
-#define F_ITEM 0x02u     /* subscription, ask, pending_in, approved */
-#define F_PRESENCE 0x04u /* resource, show, priority, status */
-#define F_NICK 0x08u     /* nick */
-#define F_ROSTER 0x10u   /* name, groups, removed */
-#define F_END 0x20u      /* status (a status name), text */
-#define F_DELAY 0x40u    /* delay_ms */
-#define F_TEXT 0x80u     /* text */
-#define F_COUNT 0x100u   /* items, version */
-
-#define F_SUB (F_OWNER | F_NICK | F_ITEM)
-#define F_PRES (F_OWNER | F_PRESENCE | F_ITEM)
-
-static const unsigned event_fields[KITH_EVENT_COUNT_] = {
-    [KITH_EVENT_SESSION_START] = 0, /* printed by print_start() */
-    [KITH_EVENT_DISCONNECTED] = F_END,
-    [KITH_EVENT_CONNECTED] = 0,
-    [KITH_EVENT_RECONNECT_SCHEDULED] = F_DELAY,
-    [KITH_EVENT_STREAM_ERROR] = F_TEXT,
-    [KITH_EVENT_ROSTER_RECEIVED] = F_OWNER | F_COUNT,
-    [KITH_EVENT_ROSTER_UPDATE] = F_OWNER | F_ROSTER | F_ITEM,
-    [KITH_EVENT_PRESENCE_SUBSCRIBE] = F_SUB,
-    [KITH_EVENT_PRESENCE_SUBSCRIBED] = F_SUB,
-    [KITH_EVENT_PRESENCE_UNSUBSCRIBE] = F_SUB,
-    [KITH_EVENT_PRESENCE_UNSUBSCRIBED] = F_SUB,
-    [KITH_EVENT_PRESENCE_AVAILABLE] = F_PRES,
-    [KITH_EVENT_PRESENCE_UNAVAILABLE] = F_PRES,
-    [KITH_EVENT_ROSTER_SUBSCRIPTION_REQUEST] = F_SUB,
-    [KITH_EVENT_ROSTER_SUBSCRIPTION_AUTHORIZED] = F_SUB,
-    [KITH_EVENT_ROSTER_SUBSCRIPTION_REMOVE] = F_SUB,
-    [KITH_EVENT_ROSTER_SUBSCRIPTION_REMOVED] = F_SUB,
-    [KITH_EVENT_ROSTER_SUBSCRIPTION_REFUSED] = F_SUB,
-    [KITH_EVENT_ROSTER_SUBSCRIPTION_CANCELLED] = F_SUB,
-    [KITH_EVENT_GOT_ONLINE] = F_PRES,
-    [KITH_EVENT_GOT_OFFLINE] = F_PRES,
-    [KITH_EVENT_CHANGED_STATUS] = F_PRES,
-    [KITH_EVENT_PRESENCE_RESET] = F_PRES,
-};
-
-static const struct {
-  const char *name;
-  kith_auto_authorize_t policy;
-} policies[] = {
-    {"accept", KITH_AUTHORIZE_ACCEPT},
-    {"reject", KITH_AUTHORIZE_REJECT},
-    {"manual", KITH_AUTHORIZE_MANUAL},
-};
 
 typedef struct watch {
   const cli_t *cli;
@@ -82,43 +30,18 @@ typedef struct watch {
 
 /* ---- Options ------------------------------------------------------------ */
 
-static int parse_for(watch_t *w, const char *arg)
-{
-  char *end;
-
-  errno = 0;
-  w->for_s = strtod(arg, &end);
-  if (errno || end == arg || *end != '\0' || !(w->for_s > 0) ||
-      w->for_s > WATCH_FOR_MAX_S)
-    return cli_usage_error(w->cli,
-                           "--for takes seconds from 0.001 to 2592000, not "
-                           "'%s'",
-                           arg);
-  return CLI_EXIT_OK;
-}
-
 static int parse_options(watch_t *w)
 {
   const cli_t *cli = w->cli;
   const char *pol = cli_cmd_opt(cli, WATCH_OPT_AUTO_AUTHORIZE);
   const char *f = cli_cmd_opt(cli, WATCH_OPT_FOR);
   size_t i;
+  int code = CLI_EXIT_OK;
 
   w->policy_name = "manual";
   w->policy = KITH_AUTHORIZE_MANUAL;
-  if (pol) {
-    w->policy_name = NULL;
-    for (i = 0; i < sizeof(policies) / sizeof(policies[0]); i++)
-      if (strcmp(pol, policies[i].name) == 0) {
-        w->policy_name = policies[i].name;
-        w->policy = policies[i].policy;
-      }
-    if (w->policy_name == NULL)
-      return cli_usage_error(cli,
-                             "--auto-authorize takes accept, reject or "
-                             "manual, not '%s'",
-                             pol);
-  }
+  if (pol)
+    code = cli_parse_policy(cli, pol, &w->policy, &w->policy_name);
   /* The last of --auto-subscribe / --no-auto-subscribe wins. */
   w->auto_subscribe = 1;
   for (i = 0; i < cli->n_cmd_opts; i++) {
@@ -127,182 +50,17 @@ static int parse_options(watch_t *w)
     else if (cli->cmd_opts[i].val == WATCH_OPT_NO_AUTO_SUBSCRIBE)
       w->auto_subscribe = 0;
   }
-  return f ? parse_for(w, f) : CLI_EXIT_OK;
+  if (code == CLI_EXIT_OK && f)
+    code = cli_parse_seconds(cli, "--for", f, WATCH_FOR_MAX_S, &w->for_s);
+  return code;
 }
 
-/* ---- Printing ----------------------------------------------------------- */
-
-/* The presence <status/> text of the event's stanza, or NULL. */
-static const char *status_text(const kith_event_t *ev)
-{
-  return ev->stanza ? kith_stanza_child_text(ev->stanza, "status", NULL) : NULL;
-}
-
-static void json_item_fields(json_t *o, const kith_roster_item_t *it)
-{
-  unsigned flags = it ? kith_roster_item_flags(it) : 0;
-
-  json_object_set_new(o, "subscription",
-                      it ? json_string(kith_sub_name(kith_roster_item_sub(it)))
-                         : json_null());
-  json_object_set_new(o, "ask",
-                      (flags & KITH_ROSTER_PENDING_OUT)
-                          ? json_string("subscribe")
-                          : json_null());
-  json_object_set_new(o, "pending_in",
-                      json_boolean(flags & KITH_ROSTER_PENDING_IN));
-  json_object_set_new(o, "approved",
-                      json_boolean(flags & KITH_ROSTER_APPROVED));
-}
-
-static void json_roster_fields(json_t *o, const kith_event_t *ev)
-{
-  const char *name = ev->item ? kith_roster_item_name(ev->item) : NULL;
-  json_t *arr = json_array();
-  const char **g;
-  size_t i, n;
-
-  g = cli_item_groups(ev->item, &n);
-  for (i = 0; g && i < n; i++)
-    json_array_append_new(arr, json_string(g[i]));
-  free(g);
-  json_object_set_new(o, "name", name ? json_string(name) : json_null());
-  json_object_set_new(o, "groups", arr);
-  json_object_set_new(o, "removed", json_boolean(ev->removed));
-}
-
-static json_t *str_or_null(const char *s)
-{
-  return s ? json_string(s) : json_null();
-}
-
-static json_t *event_json(const kith_event_t *ev, unsigned f)
-{
-  json_t *o = json_object();
-
-  json_object_set_new(o, "event", json_string(kith_event_name(ev->type)));
-  json_object_set_new(o, "jid", str_or_null(ev->jid));
-  if (f & F_OWNER)
-    json_object_set_new(o, "owner", str_or_null(ev->owner));
-  if (f & F_PRESENCE) {
-    json_object_set_new(o, "resource", str_or_null(ev->resource));
-    json_object_set_new(o, "show",
-                        json_string(kith_show_name((kith_show_t)ev->show)));
-    json_object_set_new(o, "priority", json_integer(ev->priority));
-    json_object_set_new(o, "status", str_or_null(status_text(ev)));
-  }
-  if (f & F_NICK)
-    json_object_set_new(o, "nick", str_or_null(ev->nick));
-  if (f & F_ITEM)
-    json_item_fields(o, ev->item);
-  if (f & F_ROSTER)
-    json_roster_fields(o, ev);
-  return o;
-}
-
-/* Fields that need the roster or the session rather than the event. */
-static void json_other_fields(json_t *o, const watch_t *w,
-                              const kith_event_t *ev, unsigned f)
-{
-  if (f & F_END) {
-    json_object_set_new(o, "status", json_string(kith_status_name(ev->status)));
-    json_object_set_new(o, "text", str_or_null(ev->text));
-  }
-  if (f & F_DELAY)
-    json_object_set_new(o, "delay_ms", json_integer(ev->delay_ms));
-  if (f & F_TEXT)
-    json_object_set_new(o, "text", str_or_null(ev->text));
-  if (f & F_COUNT) {
-    const kith_roster_node_t *node =
-        ev->owner ? kith_roster_node(w->s.roster, ev->owner) : NULL;
-    json_object_set_new(
-        o, "items",
-        json_integer(node ? (json_int_t)kith_roster_node_size(node) : 0));
-    json_object_set_new(
-        o, "version",
-        str_or_null(node ? kith_roster_node_version(node) : NULL));
-  }
-}
-
-/* " key=value" unless value is NULL. */
-static void put_kv(const char *key, const char *value)
-{
-  if (value == NULL)
-    return;
-  printf(" %s=", key);
-  cli_put_value(stdout, value);
-}
-
-static void text_item_fields(const kith_roster_item_t *it)
-{
-  unsigned flags = it ? kith_roster_item_flags(it) : 0;
-
-  if (it)
-    printf(" subscription=%s", kith_sub_name(kith_roster_item_sub(it)));
-  if (flags & KITH_ROSTER_PENDING_OUT)
-    fputs(" ask=subscribe", stdout);
-  if (flags & KITH_ROSTER_PENDING_IN)
-    fputs(" pending-in", stdout);
-  if (flags & KITH_ROSTER_APPROVED)
-    fputs(" approved", stdout);
-}
-
-/* After the item flags, as in the item's text form (cli_item_put()). */
-static void text_roster_fields(const kith_event_t *ev)
-{
-  const char **g;
-  size_t i, n;
-
-  g = cli_item_groups(ev->item, &n);
-  for (i = 0; g && i < n; i++) {
-    fputs(i == 0 ? " groups=" : ",", stdout);
-    cli_put_value(stdout, g[i]);
-  }
-  free(g);
-  if (ev->removed)
-    fputs(" removed", stdout);
-}
-
-static void event_text(const watch_t *w, const kith_event_t *ev, unsigned f)
-{
-  printf("%s %s", kith_event_name(ev->type), ev->jid ? ev->jid : "-");
-  if (f & F_OWNER)
-    put_kv("owner", ev->owner);
-  if (f & F_PRESENCE) {
-    put_kv("resource", ev->resource);
-    printf(" show=%s priority=%d", kith_show_name((kith_show_t)ev->show),
-           ev->priority);
-    put_kv("status", status_text(ev));
-  }
-  if (f & F_NICK)
-    put_kv("nick", ev->nick);
-  if (f & F_ROSTER)
-    put_kv("name", ev->item ? kith_roster_item_name(ev->item) : NULL);
-  if (f & F_ITEM)
-    text_item_fields(ev->item);
-  if (f & F_ROSTER)
-    text_roster_fields(ev);
-  if (f & F_END) {
-    printf(" status=%s", kith_status_name(ev->status));
-    put_kv("text", ev->text);
-  }
-  if (f & F_DELAY)
-    printf(" delay_ms=%ld", ev->delay_ms);
-  if (f & F_TEXT)
-    put_kv("text", ev->text);
-  if (f & F_COUNT) {
-    const kith_roster_node_t *node =
-        ev->owner ? kith_roster_node(w->s.roster, ev->owner) : NULL;
-    printf(" items=%zu", node ? kith_roster_node_size(node) : (size_t)0);
-    put_kv("version", node ? kith_roster_node_version(node) : NULL);
-  }
-}
+/* ---- Printing -------------------------------------------------------------
+ */
 
 static void end_line(watch_t *w)
 {
-  fputc('\n', stdout);
-  /* Readers follow through a pipe: every line goes out at once. */
-  if (fflush(stdout) != 0 || ferror(stdout))
+  if (cli_end_line() != 0)
     w->out_failed = 1;
 }
 
@@ -324,26 +82,15 @@ static void print_start(watch_t *w, const char *jid)
 static void on_event(kith_conn_t *conn, const kith_event_t *ev, void *ud)
 {
   watch_t *w = ud;
-  unsigned f;
 
   if (ev->type == KITH_EVENT_SESSION_START) {
     w->printing = 1;
     print_start(w, ev->jid ? ev->jid : kith_conn_jid(conn));
     return;
   }
-  if (!w->printing || w->out_failed || (int)ev->type < 0 ||
-      ev->type >= KITH_EVENT_COUNT_)
-    return;
-  f = event_fields[ev->type];
-  if (w->cli->json) {
-    json_t *o = event_json(ev, f);
-    json_other_fields(o, w, ev, f);
-    json_dumpf(o, stdout, JSON_COMPACT);
-    json_decref(o);
-  } else {
-    event_text(w, ev, f);
-  }
-  end_line(w);
+  if (w->printing && !w->out_failed &&
+      cli_event_print(w->cli, w->s.roster, ev) != 0)
+    w->out_failed = 1;
 }
 
 /* ---- Running ------------------------------------------------------------ */
@@ -369,8 +116,11 @@ static int open_watch(watch_t *w)
     return cli_usage_error(w->cli, "watch needs a client account (--jid), "
                                    "not --component");
   rc = cli_session_open(&w->s, w->cli, NULL, &t);
-  if (rc == KITH_OK)
-    rc = cli_session_attach_roster(&w->s, 1);
+  if (rc != KITH_OK)
+    return cli_fail(w->cli, rc, "%s", cli_session_error(&w->s));
+  rc = cli_session_attach_roster(&w->s, 1, cli_store_uri(w->cli));
+  if (rc == KITH_EINVAL)
+    return cli_usage_error(w->cli, "%s", cli_session_error(&w->s));
   if (rc != KITH_OK)
     return cli_fail(w->cli, rc, "%s", cli_session_error(&w->s));
   kith_roster_set_auto_authorize(w->s.roster, w->policy);
@@ -469,8 +219,9 @@ const cli_command_t cli_cmd_watch = {
     "\n"
     "Output: the first line is session_start with the bound full JID. The\n"
     "roster fetch follows: a roster_update line per item that changed\n"
-    "(every item, at first), then roster_received, after which the\n"
-    "initial presence is on its way. The last line is disconnected,\n"
+    "since the roster cached in the --store (every item when the cache is\n"
+    "empty), then roster_received, after which the initial presence is on\n"
+    "its way. The last line is disconnected,\n"
     "after presence_reset/got_offline for the contacts that were online.\n"
     "Text lines are 'EVENT JID key=value ...' (JID '-' when the event has\n"
     "none; values quoted as in 'kith roster list'; absent values and false\n"
@@ -497,6 +248,8 @@ const cli_command_t cli_cmd_watch = {
     "  status (the status text), ITEM\n"
     "  disconnected: status (\"OK\" for our own close), text\n"
     "  stream_error: text; reconnect_scheduled: delay_ms\n"
+    "  store_error: owner, status, text (a write to the --store failed; it\n"
+    "  is retried at the next change)\n"
     "ITEM is the contact's roster item after the event: subscription\n"
     "(none/to/from/both, null without an item), ask (\"subscribe\" or\n"
     "null), pending_in, approved (bool); in text subscription=SUB\n"

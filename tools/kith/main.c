@@ -16,8 +16,8 @@
 /* Add a command: write cmd_NAME.c defining a cli_command_t, declare it in
  * cli.h and list it here. */
 static const cli_command_t *const commands[] = {
-    &cli_cmd_ping,  &cli_cmd_roster, &cli_cmd_presence,
-    &cli_cmd_watch, &cli_cmd_demo,
+    &cli_cmd_ping,  &cli_cmd_roster,    &cli_cmd_presence,
+    &cli_cmd_watch, &cli_cmd_component, &cli_cmd_demo,
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 /* The column of synopses in `kith --help`. */
@@ -31,6 +31,7 @@ enum {
   OPT_COMPONENT,
   OPT_SECRET_ENV,
   OPT_TIMEOUT,
+  OPT_STORE,
   OPT_JSON,
   OPT_VERSION,
 };
@@ -43,6 +44,7 @@ static const struct option global_options[] = {
     {"component", required_argument, NULL, OPT_COMPONENT},
     {"secret-env", required_argument, NULL, OPT_SECRET_ENV},
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"store", required_argument, NULL, OPT_STORE},
     {"json", no_argument, NULL, OPT_JSON},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
@@ -67,6 +69,14 @@ static const char global_help[] =
     "  --secret-env VAR        read the component secret from $VAR\n"
     "  --timeout SECONDS       give up after this long (default 30)\n"
     "\n"
+    "Store options:\n"
+    "  --store URI             where rosters are kept: sqlite:PATH,\n"
+    "                          redis://HOST:PORT/DB, or memory: (this run\n"
+    "                          only); default $KITH_STORE, else sqlite:, the\n"
+    "                          file $XDG_DATA_HOME/kith/roster.db. A client\n"
+    "                          reads its cached roster before connecting and\n"
+    "                          fetches only what changed since\n"
+    "\n"
     "Output options:\n"
     "  --json                  print one JSON object per line\n"
     "  -v, --verbose           log to stderr: -v info, -vv debug, -vvv XML\n"
@@ -74,8 +84,8 @@ static const char global_help[] =
     "  --version               show the version\n"
     "\n"
     "Options may come before or after the command. Exit status: 0 success,\n"
-    "1 failure (connection, TLS, authentication, error reply, timeout),\n"
-    "2 usage error.\n";
+    "1 failure (connection, TLS, authentication, error reply, timeout,\n"
+    "store), 2 usage error.\n";
 
 static void print_usage(FILE *f)
 {
@@ -230,6 +240,13 @@ static int take_option(cli_t *cli, parsed_t *p, int c, char **argv)
     return CLI_EXIT_OK;
   case OPT_TIMEOUT:
     return parse_timeout(cli, optarg);
+  case OPT_STORE:
+    if (*optarg == '\0')
+      return cli_usage_error(cli, "--store takes a URI (sqlite:PATH, "
+                                  "redis://HOST:PORT/DB or memory:)");
+    cli->store = optarg;
+    cli->store_given = 1;
+    return CLI_EXIT_OK;
   case OPT_JSON:
     cli->json = 1;
     return CLI_EXIT_OK;
@@ -342,6 +359,8 @@ int main(int argc, char **argv)
   if (idx > 0)
     cli.cmd = find_command(argv[idx]);
   code = parse_args(&cli, &p, argc, argv);
+  if (cli.store == NULL)
+    cli.store = getenv("KITH_STORE");
   if (code == CLI_EXIT_OK) {
     if (p.version)
       printf("kith %s (libkith %s)\n", KITH_VERSION_STRING, kith_version());
