@@ -248,6 +248,13 @@ KITH_EXTERN kith_status_t kith_roster_load(kith_roster_t *roster,
  */
 KITH_EXTERN void kith_roster_set_memory_limit(kith_roster_t *roster,
                                               size_t bytes);
+/**
+ * Apply the memory bound now: evict idle nodes as the end of a change
+ * would. For an application that walks many owners with lookups alone
+ * (which never evict): pointers to nodes and items it holds may become
+ * invalid.
+ */
+KITH_EXTERN void kith_roster_trim(kith_roster_t *roster);
 /** The bytes the roster's nodes in memory take, as the bound counts them. */
 KITH_EXTERN size_t kith_roster_memory(const kith_roster_t *roster);
 

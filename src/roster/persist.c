@@ -669,6 +669,14 @@ void kith_roster_set_memory_limit(kith_roster_t *roster, size_t bytes)
   evict(p);
 }
 
+void kith_roster_trim(kith_roster_t *roster)
+{
+  kith__persist_t *p = roster ? kith__roster_persist(roster) : NULL;
+
+  if (p && !kith__roster_in_batch(roster))
+    evict(p);
+}
+
 size_t kith_roster_memory(const kith_roster_t *roster)
 {
   kith__persist_t *p = roster ? kith__roster_persist(roster) : NULL;

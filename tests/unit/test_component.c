@@ -1684,6 +1684,11 @@ static void test_store_memory_limit_evicts_idle_nodes(void **state)
    * evict, so pointers stay valid until a change or stanza ends.) */
   assert_true(kith_roster_node_count(p.roster) <= 21);
   take(&p, &o);
+  /* take() looked every sender up: lookups load but never evict; a trim
+   * applies the bound on request. */
+  assert_true(kith_roster_node_count(p.roster) > 21);
+  kith_roster_trim(p.roster);
+  assert_true(kith_roster_node_count(p.roster) <= 21);
   assert_int_equal(o.n, 100); /* every evicted owner came back to answer */
   assert_int_equal(count(&o, "unavailable", "fan@localhost/a", NULL), 100);
   out_free(&o);
