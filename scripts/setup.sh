@@ -27,6 +27,7 @@ PACKAGES=(
   build-essential cmake pkg-config clang libclang-rt-14-dev clang-format
   libexpat1-dev libssl-dev libgsasl-dev libidn-dev libsqlite3-dev
   libhiredis-dev libjansson-dev libcmocka-dev libuv1-dev libevent-dev doxygen
+  groff-base man-db bsdextrautils
   prosody redis-server python3 python3-slixmpp openssl ca-certificates
 )
 # System services installed by the packages above that must not run.
