@@ -938,6 +938,11 @@ long kith_conn_timeout(const kith_conn_t *conn)
     return -1;
   if (conn->ending || conn->more_to_read)
     return 0;
+  /* Connecting, but the dialer has not opened its socket yet (just after
+   * kith_conn_connect() or a reconnect): there is no fd to wait on, so
+   * kith_conn_process() must run at once to open it. */
+  if (conn->state == KITH__ST_CONNECTING && conn->dialer.fd < 0)
+    return 0;
   if (conn->state == KITH__ST_RECONNECT_WAIT)
     return until(conn->reconnect_at, now);
   next = conn->deadline;

@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -485,6 +487,44 @@ static void test_connect_timeout(void **state)
   peer_close(&p);
 }
 
+/* Just after kith_conn_connect() the dialer has no socket yet: a loop
+ * built on the hooks must be told to call kith_conn_process() at once
+ * (timeout 0), not to sleep the connect timeout away with nothing to
+ * wait on. kith_run() is such a loop. */
+static void test_connect_asks_to_be_processed_at_once(void **state)
+{
+  struct sockaddr_in sa;
+  socklen_t len = sizeof(sa);
+  kith_conn_t *conn = NULL;
+  int lfd, i;
+
+  (void)state;
+  lfd = socket(AF_INET, SOCK_STREAM, 0);
+  assert_true(lfd >= 0);
+  memset(&sa, 0, sizeof(sa));
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+  assert_int_equal(listen(lfd, 1), 0);
+  assert_int_equal(getsockname(lfd, (struct sockaddr *)&sa, &len), 0);
+  assert_int_equal(kith_conn_new(NULL, &conn), KITH_OK);
+  assert_int_equal(kith_conn_set_jid(conn, "alice@localhost"), KITH_OK);
+  assert_int_equal(kith_conn_set_password(conn, "pw"), KITH_OK);
+  assert_int_equal(
+      kith_conn_set_server(conn, "127.0.0.1", (unsigned)ntohs(sa.sin_port)),
+      KITH_OK);
+  assert_int_equal(kith_conn_connect(conn), KITH_OK);
+  if (kith_conn_fd(conn) < 0)
+    assert_int_equal(kith_conn_timeout(conn), 0);
+  /* One process call opens the socket; then there is an fd to wait on. */
+  for (i = 0; i < 3 && kith_conn_fd(conn) < 0; i++)
+    kith_conn_process(conn, 0);
+  assert_true(kith_conn_fd(conn) >= 0);
+  assert_true(kith_conn_timeout(conn) > 0);
+  kith_conn_free(conn);
+  close(lfd);
+}
+
 static void test_send_queue_cap(void **state)
 {
   peer_t p;
@@ -575,6 +615,7 @@ int main(void)
       cmocka_unit_test(test_send_queue_cap),
       cmocka_unit_test(test_event_names),
       cmocka_unit_test(test_config_validation),
+      cmocka_unit_test(test_connect_asks_to_be_processed_at_once),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
