@@ -88,7 +88,6 @@ typedef enum kith_event_type {
  *   failed write is retried, as a rewrite of the whole node, at the next
  *   change; the roster in memory stays right meanwhile.
  */
-typedef struct kith_roster_item kith_roster_item_t;
 
 typedef struct kith_event {
   kith_event_type_t type;
@@ -98,13 +97,13 @@ typedef struct kith_event {
   const kith_stanza_t *stanza;
   long delay_ms;
   /* Roster and presence events (fields appended; never reordered). */
-  const char *owner;              /* the roster node's owner bare JID */
-  const kith_roster_item_t *item; /* the item, or NULL (a stranger) */
-  const char *resource;           /* presence: the contact's resource */
-  int show;                       /* presence: a kith_show_t */
-  int priority;                   /* presence: -128..127 */
-  const char *nick;               /* XEP-0172 nickname, if sent */
-  int removed;                    /* roster_update: the item was deleted */
+  const char *owner;                   /* the roster node's owner bare JID */
+  const struct kith_roster_item *item; /* kith_roster_item_t, or NULL */
+  const char *resource;                /* presence: the contact's resource */
+  int show;                            /* presence: a kith_show_t */
+  int priority;                        /* presence: -128..127 */
+  const char *nick;                    /* XEP-0172 nickname, if sent */
+  int removed;                         /* roster_update: the item was deleted */
 } kith_event_t;
 
 /** The event's name ("session_start", ...), or "unknown". Static. */

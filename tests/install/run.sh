@@ -5,7 +5,8 @@
 # tests/install/consumer.c against it twice, with pkg-config and with
 # find_package(kith), and runs both. Checks the installed files too:
 # headers, shared library with its SONAME, static library, pkg-config file,
-# CMake package, the kith(1) man page when the build made one.
+# CMake package, the kith(1) man page when the build made one. The
+# pkg-config build is strict C99: the public headers must not need C11.
 set -euo pipefail
 
 BUILD=$(cd "$1" && pwd)
@@ -39,7 +40,7 @@ fi
 # 1. pkg-config
 export PKG_CONFIG_PATH=$LIBDIR/pkgconfig
 # shellcheck disable=SC2046
-cc -Wall -Werror -o "$TMP/consumer-pc" "$HERE/consumer.c" \
+cc -std=c99 -pedantic -Wall -Wextra -Werror -o "$TMP/consumer-pc" "$HERE/consumer.c" \
   $(pkg-config --cflags --libs kith) || fail "pkg-config build failed"
 LD_LIBRARY_PATH=$LIBDIR "$TMP/consumer-pc" >"$TMP/out-pc" ||
   fail "pkg-config build does not run"
