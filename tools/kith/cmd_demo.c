@@ -53,6 +53,9 @@ typedef struct demo {
    * because its callback may fire as late as the final disconnect. */
   int set_replied;
   kith_status_t set_status;
+  size_t set_by, set_of; /* who names whom (indexes into users) */
+  const char *set_name;  /* the name given */
+  const char *set_group; /* and the one group */
 } demo_t;
 
 typedef struct demo_step {
@@ -352,41 +355,58 @@ static void on_set(kith_roster_t *roster, kith_status_t status,
 static int set_applied(void *ud)
 {
   const demo_t *d = ud;
-  const kith_roster_item_t *it = user_item(&d->users[0], d->users[1].bare);
+  const kith_roster_item_t *it =
+      user_item(&d->users[d->set_by], d->users[d->set_of].bare);
   const char *name = it ? kith_roster_item_name(it) : NULL;
 
   if (d->set_replied && d->set_status != KITH_OK)
     return 1;
-  return d->set_replied && name && strcmp(name, "Bob") == 0 &&
+  return d->set_replied && name && strcmp(name, d->set_name) == 0 &&
          kith_roster_item_group_count(it) == 1 &&
-         strcmp(kith_roster_item_group_at(it, 0), "Friends") == 0;
+         strcmp(kith_roster_item_group_at(it, 0), d->set_group) == 0;
 }
 
-static int step_roster_set(demo_t *d)
+/* users[by] names users[of] `name` in `group` and waits for the push. */
+static int roster_set(demo_t *d, size_t by, size_t of, const char *name,
+                      const char *group)
 {
-  static const char *const groups[] = {"Friends"};
-  demo_user_t *alice = &d->users[0], *bob = &d->users[1];
+  demo_user_t *u = &d->users[by], *c = &d->users[of];
+  const char *groups[1];
   char buf[256];
   kith_status_t rc;
 
-  rc = kith_roster_update(alice->s.roster, bob->bare, "Bob", groups, 1, NULL,
-                          on_set, d);
+  groups[0] = group;
+  d->set_replied = 0;
+  d->set_status = KITH_OK;
+  d->set_by = by;
+  d->set_of = of;
+  d->set_name = name;
+  d->set_group = group;
+  rc = kith_roster_update(u->s.roster, c->bare, name, groups, 1, NULL, on_set,
+                          d);
   if (rc != KITH_OK)
-    return demo_fail(d, rc, "alice: roster set failed: %s", kith_strerror(rc));
+    return demo_fail(d, rc, "%s: roster set failed: %s", u->name,
+                     kith_strerror(rc));
   rc = cli_wait(d->cli, d->ss, d->n_users, set_applied, d);
   if (rc != KITH_OK)
     return demo_fail(d, rc, "%s", cli_wait_error(d->cli, rc, buf, sizeof(buf)));
   if (d->set_status != KITH_OK)
-    return demo_fail(d, d->set_status, "alice: roster set refused: %s",
+    return demo_fail(d, d->set_status, "%s: roster set refused: %s", u->name,
                      kith_strerror(d->set_status));
   cli_print(d->cli,
             json_pack("{s:s, s:s, s:s, s:s, s:[s]}", "event", "roster_set",
-                      "user", alice->name, "jid", bob->bare, "name", "Bob",
-                      "groups", "Friends"),
-            "alice: roster set %s name=Bob groups=Friends (server push "
-            "applied)",
-            bob->bare);
+                      "user", u->name, "jid", c->bare, "name", name, "groups",
+                      group),
+            "%s: roster set %s name=%s groups=%s (server push applied)",
+            u->name, c->bare, name, group);
   return CLI_EXIT_OK;
+}
+
+static int step_roster_set(demo_t *d)
+{
+  int code = roster_set(d, 0, 1, "Bob", "Friends");
+
+  return code != CLI_EXIT_OK ? code : roster_set(d, 1, 0, "Alice", "Work");
 }
 
 /* ---- Step: both rosters ------------------------------------------------- */
@@ -696,8 +716,9 @@ const cli_command_t cli_cmd_demo = {
     "  - each pings the server;\n"
     "  - alice subscribes to bob (nick \"Alice\"); bob accepts and\n"
     "    subscribes back, alice accepts, until both rosters show both;\n"
-    "  - alice names bob \"Bob\" in group Friends (a roster set) and waits\n"
-    "    for the server's push;\n"
+    "  - alice names bob \"Bob\" in group Friends, and bob names alice\n"
+    "    \"Alice\" in group Work (roster sets), each waiting for the\n"
+    "    server's push;\n"
     "  - both rosters are printed (as in 'kith roster list');\n"
     "  - bob goes away with status \"at lunch\"; alice sees changed_status;\n"
     "  - both disconnect cleanly;\n"
