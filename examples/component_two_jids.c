@@ -21,16 +21,14 @@
  *
  * With --store URI (sqlite:PATH, redis://HOST:PORT, memory:) the rosters
  * survive a restart: the next run reads them back and probes the contacts.
- * The secret comes only from $KITH_COMPONENT_SECRET. It runs for --for
- * SECONDS (default 60) or until SIGINT/SIGTERM. Exit status: 0 after a
- * clean disconnect, 1 on failure, 2 for a usage error.
+ * The secret comes only from $KITH_COMPONENT_SECRET (see example.h). It
+ * runs for --for SECONDS (default 60) or until SIGINT/SIGTERM. Exit status: 0
+ * after a clean disconnect, 1 on failure, 2 for a usage error.
  */
-#include <signal.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <kith/kith.h>
+#include "example.h" /* options, connection, loop: copy it too */
 
 /* The JIDs we serve, as data: each with its own policy and status text. */
 static const struct owner {
@@ -118,65 +116,20 @@ static void on_any(kith_conn_t *conn, const kith_event_t *ev, void *ud)
   }
 }
 
-/* ---- Connection and loop ----------------------------------------------- */
-
-/* --server HOST[:PORT]; a component has no DNS lookup, and port 0 means
- * the customary 5347. */
-static kith_status_t set_server(kith_conn_t *conn, const char *spec)
+/* When the time is up or a signal came: say goodbye from every owner and
+ * show the rosters; example_run() then disconnects cleanly. */
+static void at_end(kith_conn_t *conn, void *ud)
 {
-  char host[256];
-  const char *colon = strrchr(spec, ':');
-  size_t len = colon ? (size_t)(colon - spec) : strlen(spec);
-
-  if (len == 0 || len >= sizeof(host))
-    return KITH_EINVAL;
-  memcpy(host, spec, len);
-  host[len] = '\0';
-  return kith_conn_set_server(conn, host,
-                              colon ? (unsigned)atoi(colon + 1) : 0);
-}
-
-static volatile sig_atomic_t g_stop; /* set by SIGINT and SIGTERM */
-
-static void on_signal(int sig)
-{
-  (void)sig;
-  g_stop = 1;
-}
-
-static double now(void)
-{
-  struct timespec ts;
-
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* Run until the time is up or a signal came; then say goodbye from every
- * owner, show the rosters, and disconnect cleanly. */
-static void run_until(app_t *app, kith_conn_t *conn, double seconds)
-{
-  double end = now() + seconds;
-  int asked = 0;
-
-  while (kith_conn_is_active(conn)) {
-    kith_run_once(&conn, 1, 100);
-    if (!asked && (g_stop || now() >= end)) {
-      if (kith_conn_is_ready(conn))
-        announce(app, "unavailable");
-      print_rosters(app);
-      kith_conn_disconnect(conn); /* what was queued goes out first */
-      asked = 1;
-    }
-  }
+  if (kith_conn_is_ready(conn))
+    announce(ud, "unavailable");
+  print_rosters(ud);
 }
 
 int main(int argc, char **argv)
 {
-  const char *server = NULL, *store_uri = NULL;
-  const char *secret = getenv("KITH_COMPONENT_SECRET");
+  const char *store_uri = NULL;
   char err[256];
-  double seconds = 60;
+  example_t ex;
   app_t app = {NULL, NULL, NULL, {{0}}, KITH_ECLOSED};
   kith_conn_t *conn = NULL;
   kith_store_t *store = NULL;
@@ -186,33 +139,27 @@ int main(int argc, char **argv)
 
   /* Each line goes out whole and at once, even into a pipe. */
   setvbuf(stdout, NULL, _IOLBF, 0);
-  for (a = 1; a + 1 < argc; a += 2) {
-    if (strcmp(argv[a], "--domain") == 0)
-      app.domain = argv[a + 1];
-    else if (strcmp(argv[a], "--server") == 0)
-      server = argv[a + 1];
-    else if (strcmp(argv[a], "--store") == 0)
-      store_uri = argv[a + 1];
+  example_init_component(&ex, 60);
+  for (a = 1; a + 1 < argc; a++) {
+    if (strcmp(argv[a], "--store") == 0)
+      store_uri = argv[++a];
     else if (strcmp(argv[a], "--ask") == 0)
-      app.ask = argv[a + 1];
-    else if (strcmp(argv[a], "--for") == 0)
-      seconds = atof(argv[a + 1]);
-    else
+      app.ask = argv[++a];
+    else if (!example_option(&ex, argc, argv, &a))
       break; /* unknown: usage */
   }
-  if (a != argc || !app.domain || !server || !secret) {
+  if (a != argc || !example_complete(&ex)) {
     fprintf(stderr,
             "usage: KITH_COMPONENT_SECRET=... %s --domain DOMAIN --server "
             "HOST:PORT [--store URI] [--ask JID] [--for SECONDS]\n",
             argv[0]);
     return 2;
   }
+  app.domain = ex.jid;
 
   kith_conn_new(NULL, &conn);
   kith_roster_new(NULL, &app.roster);
-  if (kith_conn_set_component(conn, app.domain, secret) != KITH_OK ||
-      set_server(conn, server) != KITH_OK) {
-    fprintf(stderr, "invalid --domain %s or --server %s\n", app.domain, server);
+  if (example_configure(&ex, conn) != 0) {
     app.end = KITH_EINVAL;
     goto out;
   }
@@ -240,12 +187,8 @@ int main(int argc, char **argv)
 
   kith_conn_on(conn, KITH_EVENT_ANY, on_any, &app);
   kith_roster_attach(app.roster, conn);
-  signal(SIGINT, on_signal);
-  signal(SIGTERM, on_signal);
-  if (kith_conn_connect(conn) == KITH_OK)
-    run_until(&app, conn, seconds);
-  else
-    fprintf(stderr, "connect: %s\n", kith_conn_error_text(conn));
+  example_stop_on_signals();
+  example_run(&ex, conn, at_end, &app);
 out:
   kith_roster_free(app.roster); /* first: it uses the store */
   kith_store_close(store);

@@ -20,17 +20,15 @@
  *
  * kith's policy is manual (KITH_AUTHORIZE_MANUAL): it answers nothing by
  * itself and raises roster_subscription_request, which on_request() below
- * handles. Options as in policy.c: --jid JID (default $KITH_JID), --server
- * HOST[:PORT], --ca-file FILE, --for SECONDS (default 60, or until
- * SIGINT/SIGTERM); the password comes only from $KITH_PASSWORD. Exit
- * status: 0 after a clean disconnect, 1 on failure, 2 for a usage error.
+ * handles. Options: those of example.h (--jid, --server, --ca-file), and
+ * --for SECONDS (default 60, or until SIGINT/SIGTERM); the password comes
+ * only from $KITH_PASSWORD. Exit status: 0 after a clean disconnect, 1 on
+ * failure, 2 for a usage error.
  */
-#include <signal.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <kith/kith.h>
+#include "example.h" /* options, connection, loop: copy it too */
 
 /* ---- The application's backend ----------------------------------------- */
 
@@ -137,55 +135,6 @@ static void on_other(kith_conn_t *conn, const kith_event_t *ev, void *ud)
   g_end = ev->status; /* KITH_OK when we asked for it */
 }
 
-/* ---- Connection and loop, as in policy.c --------------------------------- */
-
-static volatile sig_atomic_t g_stop; /* set by SIGINT and SIGTERM */
-
-static void on_signal(int sig)
-{
-  (void)sig;
-  g_stop = 1;
-}
-
-/* --server HOST[:PORT]: connect there instead of looking up DNS SRV. */
-static kith_status_t set_server(kith_conn_t *conn, const char *spec)
-{
-  char host[256];
-  const char *colon = strrchr(spec, ':');
-  size_t len = colon ? (size_t)(colon - spec) : strlen(spec);
-
-  if (len == 0 || len >= sizeof(host))
-    return KITH_EINVAL;
-  memcpy(host, spec, len);
-  host[len] = '\0';
-  return kith_conn_set_server(conn, host,
-                              colon ? (unsigned)atoi(colon + 1) : 0);
-}
-
-static double now(void)
-{
-  struct timespec ts;
-
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* kith_run(), with an end: one round at a time (at most 100 ms each), and
- * a clean disconnect once the time is up or a signal came. */
-static void run_until(kith_conn_t *conn, double seconds)
-{
-  double end = now() + seconds;
-  int asked = 0;
-
-  while (kith_conn_is_active(conn)) {
-    kith_run_once(&conn, 1, 100);
-    if (!asked && (g_stop || now() >= end)) {
-      kith_conn_disconnect(conn);
-      asked = 1;
-    }
-  }
-}
-
 int main(int argc, char **argv)
 {
   static const kith_event_type_t others[] = {
@@ -198,8 +147,7 @@ int main(int argc, char **argv)
       KITH_EVENT_ROSTER_SUBSCRIPTION_CANCELLED,
       KITH_EVENT_DISCONNECTED,
   };
-  const char *jid = getenv("KITH_JID"), *server = NULL, *ca_file = NULL;
-  double seconds = 60;
+  example_t ex;
   kith_conn_t *conn = NULL;
   app_t app = {0};
   size_t k;
@@ -207,23 +155,11 @@ int main(int argc, char **argv)
 
   /* Each line goes out whole and at once, even into a pipe. */
   setvbuf(stdout, NULL, _IOLBF, 0);
-  for (i = 1; i + 1 < argc && strncmp(argv[i], "--", 2) == 0; i++) {
-    if (strcmp(argv[i], "--jid") == 0)
-      jid = argv[++i];
-    else if (strcmp(argv[i], "--server") == 0)
-      server = argv[++i];
-    else if (strcmp(argv[i], "--ca-file") == 0)
-      ca_file = argv[++i];
-    else if (strcmp(argv[i], "--for") == 0)
-      seconds = atof(argv[++i]);
-    else
-      break; /* unknown: usage */
-  }
-  if (i + 1 != argc || jid == NULL || getenv("KITH_PASSWORD") == NULL) {
-    fprintf(stderr,
-            "usage: KITH_PASSWORD=... %s [--jid JID] [--server HOST[:PORT]] "
-            "[--ca-file FILE] [--for SECONDS] ALLOW_LIST_FILE\n",
-            argv[0]);
+  example_init(&ex, "--for", 60);
+  for (i = 1; example_option(&ex, argc, argv, &i); i++)
+    ;
+  if (i + 1 != argc || !example_complete(&ex)) {
+    example_usage(&ex, argv[0], "ALLOW_LIST_FILE");
     return 2;
   }
   if (backend_load(&app.backend, argv[i]) != 0) {
@@ -234,16 +170,10 @@ int main(int argc, char **argv)
 
   kith_conn_new(NULL, &conn);
   kith_roster_new(NULL, &app.roster);
-  if (kith_conn_set_jid(conn, jid) != KITH_OK ||
-      (server && set_server(conn, server) != KITH_OK)) {
-    fprintf(stderr, "invalid --jid %s or --server %s\n", jid,
-            server ? server : "-");
+  if (example_configure(&ex, conn) != 0) {
     g_end = KITH_EINVAL;
     goto out;
   }
-  kith_conn_set_password(conn, getenv("KITH_PASSWORD"));
-  if (ca_file)
-    kith_conn_set_ca_file(conn, ca_file);
 
   /* kith answers nothing by itself and asks for nothing back. */
   kith_roster_set_auto_authorize(app.roster, KITH_AUTHORIZE_MANUAL);
@@ -254,12 +184,8 @@ int main(int argc, char **argv)
   kith_conn_on(conn, KITH_EVENT_ROSTER_SUBSCRIPTION_REQUEST, on_request, &app);
   kith_roster_attach(app.roster, conn); /* fetch, then go online */
 
-  signal(SIGINT, on_signal);
-  signal(SIGTERM, on_signal);
-  if (kith_conn_connect(conn) == KITH_OK)
-    run_until(conn, seconds);
-  else
-    fprintf(stderr, "connect: %s\n", kith_conn_error_text(conn));
+  example_stop_on_signals();
+  example_run(&ex, conn, NULL, NULL);
 out:
   for (k = 0; k < app.backend.n; k++) {
     printf("backend: %s %s\n", app.backend.rows[k].jid,

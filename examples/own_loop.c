@@ -13,20 +13,20 @@
  *   printf 'add romeo@example.net Romeo\nlist\n' |
  *     KITH_PASSWORD=secret ./own_loop --jid juliet@example.com
  *
- * Options: --jid JID (default $KITH_JID), --server HOST[:PORT] (default: a
- * DNS SRV lookup), --ca-file FILE (default: the system's CAs), --for
- * SECONDS (give up and log out after that long; default 60). The password
- * comes only from $KITH_PASSWORD. Exit status: 0 after a clean logout, 1
- * on failure, 2 for a usage error.
+ * Options: those of example.h (--jid, --server, --ca-file), and --for
+ * SECONDS (give up and log out after that long; default 60); the password
+ * comes only from $KITH_PASSWORD. Only the options and the connection's
+ * settings come from example.h: the loop is below. Exit status: 0 after a
+ * clean logout, 1 on failure, 2 for a usage error.
  */
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 #include <kith/kith.h>
+#include "example.h" /* options and connection settings: copy it too */
 
 typedef struct app {
   kith_conn_t *conn;
@@ -158,65 +158,16 @@ static void on_event(kith_conn_t *conn, const kith_event_t *ev, void *ud)
   }
 }
 
-/* --server HOST[:PORT]: connect there instead of looking up DNS SRV. */
-static kith_status_t set_server(kith_conn_t *conn, const char *spec)
-{
-  char host[256];
-  const char *colon = strrchr(spec, ':');
-  size_t len = colon ? (size_t)(colon - spec) : strlen(spec);
-
-  if (len == 0 || len >= sizeof(host))
-    return KITH_EINVAL;
-  memcpy(host, spec, len);
-  host[len] = '\0';
-  return kith_conn_set_server(conn, host,
-                              colon ? (unsigned)atoi(colon + 1) : 0);
-}
-
-/* The options, as in the other examples. Returns 0, or 2 (usage). */
-static int configure(kith_conn_t *conn, int argc, char **argv, int *seconds)
-{
-  const char *jid = getenv("KITH_JID"), *password = getenv("KITH_PASSWORD");
-  int i;
-
-  for (i = 1; i + 1 < argc; i += 2) {
-    const char *opt = argv[i], *val = argv[i + 1];
-    kith_status_t rc = KITH_OK;
-
-    if (strcmp(opt, "--jid") == 0)
-      jid = val;
-    else if (strcmp(opt, "--server") == 0)
-      rc = set_server(conn, val);
-    else if (strcmp(opt, "--ca-file") == 0)
-      rc = kith_conn_set_ca_file(conn, val);
-    else if (strcmp(opt, "--for") == 0)
-      *seconds = atoi(val);
-    else
-      rc = KITH_EINVAL;
-    if (rc != KITH_OK)
-      break;
-  }
-  if (i < argc || jid == NULL || password == NULL ||
-      kith_conn_set_jid(conn, jid) != KITH_OK) {
-    fprintf(stderr,
-            "usage: KITH_PASSWORD=... %s [--jid JID] [--server HOST[:PORT]] "
-            "[--ca-file FILE] [--for SECONDS]\n",
-            argv[0]);
-    return 2;
-  }
-  kith_conn_set_password(conn, password);
-  return 0;
-}
-
 int main(int argc, char **argv)
 {
+  example_t ex;
   app_t app = {0};
   long deadline;
-  int seconds = 60;
 
   setvbuf(stdout, NULL, _IOLBF, 0); /* lines show at once in a pipe */
+  example_init(&ex, "--for", 60);
   kith_conn_new(NULL, &app.conn);
-  if (configure(app.conn, argc, argv, &seconds) != 0) {
+  if (example_setup(&ex, argc, argv, app.conn) != 0) {
     kith_conn_free(app.conn);
     return 2;
   }
@@ -225,7 +176,7 @@ int main(int argc, char **argv)
   kith_roster_attach(app.roster, app.conn);
   if ((app.end = kith_conn_connect(app.conn)) != KITH_OK)
     fprintf(stderr, "connect: %s\n", kith_conn_error_text(app.conn));
-  deadline = now_ms() + seconds * 1000L;
+  deadline = now_ms() + (long)ex.seconds * 1000; /* whole seconds */
 
   /* What kith_run_once() does, plus our own fd and our own timer. */
   while (kith_conn_is_active(app.conn)) {

@@ -16,18 +16,16 @@
  *       [--subscription-remove] romeo@example.net
  *
  * --subscription-remove uses kith_roster_update() rather than
- * kith_roster_remove(). Other options as in roster_rename.c: --jid JID
- * (default $KITH_JID), --server HOST[:PORT], --ca-file FILE, --timeout
- * SECONDS (default 30); the password comes only from $KITH_PASSWORD. Exit
- * status: 0 when the contact was removed, 1 on failure (e.g.
- * "item-not-found": the contact was not in the roster), 2 for a usage
- * error.
+ * kith_roster_remove(). Other options: those of example.h (--jid, --server,
+ * --ca-file), and --timeout SECONDS (default 30); the password comes only
+ * from $KITH_PASSWORD. Exit status: 0 when the contact was removed, 1 on
+ * failure (e.g. "item-not-found": the contact was not in the roster), 2
+ * for a usage error.
  */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <kith/kith.h>
+#include "example.h" /* options, connection, loop: copy it too */
 
 typedef struct app {
   kith_conn_t *conn;
@@ -113,77 +111,22 @@ static void on_disconnected(kith_conn_t *conn, const kith_event_t *ev, void *ud)
   printf("disconnected: %s\n", ev->text);
 }
 
-/* ---- Connection and loop, as in roster_rename.c -------------------------- */
-
-/* --server HOST[:PORT]: connect there instead of looking up DNS SRV. */
-static kith_status_t set_server(kith_conn_t *conn, const char *spec)
-{
-  char host[256];
-  const char *colon = strrchr(spec, ':');
-  size_t len = colon ? (size_t)(colon - spec) : strlen(spec);
-
-  if (len == 0 || len >= sizeof(host))
-    return KITH_EINVAL;
-  memcpy(host, spec, len);
-  host[len] = '\0';
-  return kith_conn_set_server(conn, host,
-                              colon ? (unsigned)atoi(colon + 1) : 0);
-}
-
-static double now(void)
-{
-  struct timespec ts;
-
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* kith_run(), with a deadline: one round at a time (at most 100 ms each),
- * and a clean disconnect when the time is up. */
-static void run_until(kith_conn_t *conn, double seconds)
-{
-  double end = now() + seconds;
-  int late = 0;
-
-  while (kith_conn_is_active(conn)) {
-    kith_run_once(&conn, 1, 100);
-    if (!late && now() >= end) {
-      fprintf(stderr, "timed out after %g s\n", seconds);
-      kith_conn_disconnect(conn);
-      late = 1;
-    }
-  }
-}
-
 int main(int argc, char **argv)
 {
-  const char *jid = getenv("KITH_JID"), *server = NULL, *ca_file = NULL;
   const char *reason = NULL;
-  double timeout = 30;
+  example_t ex;
   app_t app = {0};
-  kith_conn_t *conn = NULL;
   int i, code = 1;
 
-  for (i = 1; i + 1 < argc && strncmp(argv[i], "--", 2) == 0; i++) {
+  example_init(&ex, "--timeout", 30);
+  for (i = 1; i + 1 < argc; i++) {
     if (strcmp(argv[i], "--subscription-remove") == 0)
       app.subscription_remove = 1;
-    else if (strcmp(argv[i], "--jid") == 0)
-      jid = argv[++i];
-    else if (strcmp(argv[i], "--server") == 0)
-      server = argv[++i];
-    else if (strcmp(argv[i], "--ca-file") == 0)
-      ca_file = argv[++i];
-    else if (strcmp(argv[i], "--timeout") == 0)
-      timeout = atof(argv[++i]);
-    else
+    else if (!example_option(&ex, argc, argv, &i))
       break; /* an unknown option: usage */
   }
-  if (argc - i != 1 || jid == NULL || getenv("KITH_PASSWORD") == NULL) {
-    fprintf(stderr,
-            "usage: KITH_PASSWORD=... %s [--jid JID] [--server HOST[:PORT]] "
-            "[--ca-file FILE] [--timeout SECONDS] [--subscription-remove] "
-            "CONTACT\n",
-            argv[0]);
+  if (argc - i != 1 || !example_complete(&ex)) {
+    example_usage(&ex, argv[0], "[--subscription-remove] CONTACT");
     return 2;
   }
   /* Normalize the contact the way the roster keys its items and events. */
@@ -192,34 +135,22 @@ int main(int argc, char **argv)
     return 2;
   }
 
-  kith_conn_new(NULL, &conn);
+  kith_conn_new(NULL, &app.conn);
   kith_roster_new(NULL, &app.roster);
-  app.conn = conn;
-  if (kith_conn_set_jid(conn, jid) != KITH_OK ||
-      (server && set_server(conn, server) != KITH_OK)) {
-    fprintf(stderr, "invalid --jid %s or --server %s\n", jid,
-            server ? server : "-");
-    code = 2;
+  if ((code = example_configure(&ex, app.conn)) != 0)
     goto out;
-  }
-  kith_conn_set_password(conn, getenv("KITH_PASSWORD"));
-  if (ca_file)
-    kith_conn_set_ca_file(conn, ca_file);
   /* Roster work only: stay invisible, send no presence. */
   kith_roster_set_initial_presence(app.roster, 0);
-  kith_roster_attach(app.roster, conn); /* it fetches at session start */
-  kith_conn_on(conn, KITH_EVENT_ROSTER_RECEIVED, on_roster, &app);
-  kith_conn_on(conn, KITH_EVENT_ROSTER_UPDATE, on_push, &app);
-  kith_conn_on(conn, KITH_EVENT_DISCONNECTED, on_disconnected, NULL);
+  kith_roster_attach(app.roster, app.conn); /* it fetches at session start */
+  kith_conn_on(app.conn, KITH_EVENT_ROSTER_RECEIVED, on_roster, &app);
+  kith_conn_on(app.conn, KITH_EVENT_ROSTER_UPDATE, on_push, &app);
+  kith_conn_on(app.conn, KITH_EVENT_DISCONNECTED, on_disconnected, NULL);
 
-  if (kith_conn_connect(conn) == KITH_OK)
-    run_until(conn, timeout);
-  else
-    fprintf(stderr, "connect: %s\n", kith_conn_error_text(conn));
+  example_run(&ex, app.conn, example_timed_out, &ex);
   code = app.answered && app.pushed && !app.failed ? 0 : 1;
 out:
   kith_roster_free(app.roster); /* detaches it from the connection */
-  kith_conn_free(conn);
+  kith_conn_free(app.conn);
   kith_free(NULL, app.contact);
   return code;
 }

@@ -5,17 +5,16 @@
  *
  *   KITH_PASSWORD=secret ./uv_roster --jid juliet@example.com [--for 30]
  *
- * Options: --jid JID (default $KITH_JID), --server HOST[:PORT] (default: a
- * DNS SRV lookup), --ca-file FILE (default: the system's CAs), --for
- * SECONDS (default: until SIGINT). The password comes only from
- * $KITH_PASSWORD. Exit status: 0 after a clean logout, 1 on failure, 2
- * for a usage error.
+ * Options: those of example.h (--jid, --server, --ca-file), and --for
+ * SECONDS (default: until SIGINT); the password comes only from
+ * $KITH_PASSWORD. Only the options and the connection's settings come
+ * from example.h: libuv runs the loop. Exit status: 0 after a clean
+ * logout, 1 on failure, 2 for a usage error.
  */
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <kith/kith.h>
 #include <kith/uv.h>
+#include "example.h" /* options and connection settings: copy it too */
 
 typedef struct app {
   kith_conn_t *conn;
@@ -104,68 +103,21 @@ static void on_event(kith_conn_t *conn, const kith_event_t *ev, void *ud)
   }
 }
 
-/* --server HOST[:PORT]: connect there instead of looking up DNS SRV. */
-static kith_status_t set_server(kith_conn_t *conn, const char *spec)
-{
-  char host[256];
-  const char *colon = strrchr(spec, ':');
-  size_t len = colon ? (size_t)(colon - spec) : strlen(spec);
-
-  if (len == 0 || len >= sizeof(host))
-    return KITH_EINVAL;
-  memcpy(host, spec, len);
-  host[len] = '\0';
-  return kith_conn_set_server(conn, host,
-                              colon ? (unsigned)atoi(colon + 1) : 0);
-}
-
-/* The options, as in the other examples. Returns 0, or 2 (usage). */
-static int configure(kith_conn_t *conn, int argc, char **argv, int *seconds)
-{
-  const char *jid = getenv("KITH_JID"), *password = getenv("KITH_PASSWORD");
-  int i;
-
-  for (i = 1; i + 1 < argc; i += 2) {
-    const char *opt = argv[i], *val = argv[i + 1];
-    kith_status_t rc = KITH_OK;
-
-    if (strcmp(opt, "--jid") == 0)
-      jid = val;
-    else if (strcmp(opt, "--server") == 0)
-      rc = set_server(conn, val);
-    else if (strcmp(opt, "--ca-file") == 0)
-      rc = kith_conn_set_ca_file(conn, val);
-    else if (strcmp(opt, "--for") == 0)
-      *seconds = atoi(val);
-    else
-      rc = KITH_EINVAL;
-    if (rc != KITH_OK)
-      break;
-  }
-  if (i < argc || jid == NULL || password == NULL ||
-      kith_conn_set_jid(conn, jid) != KITH_OK) {
-    fprintf(stderr,
-            "usage: KITH_PASSWORD=... %s [--jid JID] [--server HOST[:PORT]] "
-            "[--ca-file FILE] [--for SECONDS]\n",
-            argv[0]);
-    return 2;
-  }
-  kith_conn_set_password(conn, password);
-  return 0;
-}
-
 int main(int argc, char **argv)
 {
+  example_t ex;
   app_t app = {0};
   kith_uv_t *uv = NULL;
   uv_loop_t *loop = uv_default_loop();
 
   setvbuf(stdout, NULL, _IOLBF, 0); /* lines show at once in a pipe */
+  example_init(&ex, "--for", 0);    /* 0: until SIGINT */
   kith_conn_new(NULL, &app.conn);
-  if (configure(app.conn, argc, argv, &app.seconds) != 0) {
+  if (example_setup(&ex, argc, argv, app.conn) != 0) {
     kith_conn_free(app.conn);
     return 2;
   }
+  app.seconds = (int)ex.seconds; /* whole seconds */
   kith_conn_on(app.conn, KITH_EVENT_ANY, on_event, &app);
   /* The roster fetches itself at session start; we send presence. */
   kith_roster_new(NULL, &app.roster);
