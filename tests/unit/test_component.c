@@ -18,7 +18,6 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +29,7 @@
 #include "roster/model.h"
 #include "roster/subscription.h"
 #include "session/conn.h"
+#include "failing_alloc.h"
 #include "store_spy.h"
 
 /* When set, comp_new() keeps the roster in this store. */
@@ -52,6 +52,9 @@ typedef struct peer {
   int client; /* a client session (its stanzas carry no 'from') */
 } peer_t;
 
+#define SCRIPT_PEER_EVENT_LOG
+#include "script_peer.h"
+
 /* What kith sent since the last take(): parsed stanzas. */
 typedef struct out {
   int n;
@@ -62,60 +65,14 @@ typedef struct out {
 static void on_event(kith_conn_t *conn, const kith_event_t *ev, void *ud)
 {
   peer_t *p = ud;
-  int len;
 
   (void)conn;
-  p->n[ev->type]++;
-  if (ev->type < KITH_EVENT_ROSTER_RECEIVED)
+  if (!count_event(p, ev))
     return;
   /* Events about an owner's contacts carry the owner. */
   assert_non_null(ev->owner);
-  len = snprintf(p->log + p->loglen, sizeof(p->log) - p->loglen,
-                 "%s %s>%s %s\n", kith_event_name(ev->type), ev->jid, ev->owner,
-                 ev->item ? "item" : "noitem");
-  if (len > 0 && (size_t)len < sizeof(p->log) - p->loglen)
-    p->loglen += (size_t)len;
-}
-
-static int logged(const peer_t *p, const char *line)
-{
-  return strstr(p->log, line) != NULL;
-}
-
-static void pump(peer_t *p)
-{
-  int i;
-
-  for (i = 0; i < 4; i++)
-    kith_conn_process(p->conn, KITH_IO_READ | KITH_IO_WRITE);
-  for (;;) {
-    ssize_t n = recv(p->fd, p->got + p->gotlen, sizeof(p->got) - 1 - p->gotlen,
-                     MSG_DONTWAIT);
-    if (n <= 0)
-      break;
-    p->gotlen += (size_t)n;
-  }
-  p->got[p->gotlen] = '\0';
-}
-
-static void say(peer_t *p, const char *xml)
-{
-  assert_int_equal(send(p->fd, xml, strlen(xml), MSG_NOSIGNAL),
-                   (ssize_t)strlen(xml));
-  pump(p);
-}
-
-static void sayf(peer_t *p, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void sayf(peer_t *p, const char *fmt, ...)
-{
-  char buf[4096];
-  va_list ap;
-
-  va_start(ap, fmt);
-  vsnprintf(buf, sizeof(buf), fmt, ap);
-  va_end(ap);
-  say(p, buf);
+  log_line(p, "%s %s>%s %s\n", kith_event_name(ev->type), ev->jid, ev->owner,
+           ev->item ? "item" : "noitem");
 }
 
 static void take(peer_t *p, out_t *o);
@@ -131,24 +88,16 @@ static void forget(peer_t *p)
     take(p, &o);
     out_free(&o);
   }
-  p->gotlen = 0;
-  p->got[0] = '\0';
-  p->loglen = 0;
-  p->log[0] = '\0';
-  memset(p->n, 0, sizeof(p->n));
+  forget_sent(p);
+  forget_events(p);
 }
 
 /* A component connection for `domain` with a roster attached, before the
  * stream opens: the test adds nodes and items, then calls comp_ready(). */
 static void comp_new(peer_t *p, const char *domain)
 {
-  int sv[2];
-
   memset(p, 0, sizeof(*p));
   p->domain = domain;
-  assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-  fcntl(sv[0], F_SETFL, O_NONBLOCK);
-  p->fd = sv[1];
   assert_int_equal(kith_conn_new(NULL, &p->conn), KITH_OK);
   assert_int_equal(kith_conn_set_server(p->conn, "127.0.0.1", 5347), KITH_OK);
   assert_int_equal(kith_conn_set_component(p->conn, domain, "secret"), KITH_OK);
@@ -158,8 +107,7 @@ static void comp_new(peer_t *p, const char *domain)
     assert_int_equal(kith_roster_set_store(p->roster, g_store), KITH_OK);
   assert_int_equal(kith_roster_attach(p->roster, p->conn), KITH_OK);
   assert_int_equal(kith_roster_attach(p->roster, p->conn), KITH_EEXIST);
-  assert_int_equal(kith__conn_adopt_fd(p->conn, sv[0]), KITH_OK);
-  pump(p);
+  peer_adopt(p);
 }
 
 /* The router's stream header and handshake: SESSION_START fires. */
@@ -234,19 +182,8 @@ static void take(peer_t *p, out_t *o)
   while ((s = strchr(s, '<')) != NULL) {
     kith_stanza_t *st = NULL;
     kith_jid_t *from = NULL;
-    int depth = 0;
 
-    for (e = s; *e; e++) {
-      if (e[0] == '<' && e[1] == '/')
-        depth--;
-      else if (e[0] == '<')
-        depth++;
-      else if (e[0] == '/' && e[1] == '>')
-        depth--;
-      if (e[0] == '>' && depth == 0)
-        break;
-    }
-    assert_true(*e == '>');
+    e = stanza_end(s);
     assert_int_equal(kith_stanza_parse(NULL, s, (size_t)(e - s + 1), &st),
                      KITH_OK);
     assert_true(o->n < 128);
@@ -263,8 +200,7 @@ static void take(peer_t *p, out_t *o)
     }
     o->st[o->n++] = st;
   }
-  p->gotlen = 0;
-  p->got[0] = '\0';
+  forget_sent(p);
 }
 
 static void out_free(out_t *o)
@@ -897,7 +833,6 @@ static void test_reconnect_announces_again(void **state)
 {
   peer_t p;
   out_t o;
-  int sv[2];
 
   (void)state;
   comp_new(&p, "bot.localhost");
@@ -916,11 +851,7 @@ static void test_reconnect_announces_again(void **state)
       kith_roster_item_resource_count(item(&p, U1, "pal@localhost")), 0);
 
   close(p.fd);
-  assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-  fcntl(sv[0], F_SETFL, O_NONBLOCK);
-  p.fd = sv[1];
-  assert_int_equal(kith__conn_adopt_fd(p.conn, sv[0]), KITH_OK);
-  pump(&p);
+  peer_adopt(&p);
   comp_ready(&p);
   take(&p, &o);
   assert_int_equal(count(&o, "probe", NULL, U1), 2);
@@ -1386,25 +1317,18 @@ static void client_open(peer_t *p)
   const char *fx =
       "<stream:features xmlns:stream='http://etherx.jabber.org/streams'/>";
   kith_stanza_t *f = NULL;
-  int sv[2];
 
   memset(p, 0, sizeof(*p));
   p->client = 1;
   p->domain = "localhost";
-  assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-  fcntl(sv[0], F_SETFL, O_NONBLOCK);
-  p->fd = sv[1];
   assert_int_equal(kith_conn_new(NULL, &p->conn), KITH_OK);
   assert_int_equal(kith_conn_set_jid(p->conn, ALICE), KITH_OK);
   assert_int_equal(kith_conn_set_password(p->conn, "pw"), KITH_OK);
   assert_true(kith_conn_on(p->conn, KITH_EVENT_ANY, on_event, p) > 0);
   assert_int_equal(kith_roster_new(NULL, &p->roster), KITH_OK);
   assert_int_equal(kith_roster_attach(p->roster, p->conn), KITH_OK);
-  assert_int_equal(kith__conn_adopt_fd(p->conn, sv[0]), KITH_OK);
-  pump(p);
-  say(p, "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
-         "xmlns:stream='http://etherx.jabber.org/streams' id='c1' "
-         "from='localhost' version='1.0'>");
+  peer_adopt(p);
+  say(p, CLIENT_HEADER);
   forget(p);
   assert_int_equal(kith_stanza_parse(NULL, fx, strlen(fx), &f), KITH_OK);
   assert_int_equal(kith__conn_test_ready(p->conn, ALICE "/r1", f), KITH_OK);
@@ -1472,45 +1396,18 @@ static void test_client_and_component_settle(void **state)
 
 /* ---- Failing allocator ------------------------------------------------ */
 
-typedef struct falloc {
-  long fail_at; /* 1-based; 0 never */
-  long attempts;
-} falloc_t;
-
-static void *f_malloc(size_t n, void *ud)
-{
-  falloc_t *f = ud;
-
-  return ++f->attempts == f->fail_at ? NULL : malloc(n);
-}
-
-static void *f_realloc(void *ptr, size_t n, void *ud)
-{
-  falloc_t *f = ud;
-
-  return ++f->attempts == f->fail_at ? NULL : realloc(ptr, n);
-}
-
-static void f_free(void *ptr, void *ud)
-{
-  (void)ud;
-  free(ptr);
-}
-
-/* Everything component mode does, with no assertions on the outcome: a
- * failed allocation may lose a stanza, but must not crash or leak. */
+/* Everything component mode does, on a context whose Nth allocation
+ * fails (failing_alloc.h), with no assertions on the outcome: a failed
+ * allocation may lose a stanza, but must not crash or leak. */
 static void scripted_session(kith_ctx_t *ctx)
 {
   kith_roster_node_t *n = NULL;
   kith_roster_item_t *it = NULL;
   peer_t p;
-  int sv[2];
 
   memset(&p, 0, sizeof(p));
+  p.fd = -1; /* no socket until the connection adopts one */
   p.domain = "bot.localhost";
-  assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-  fcntl(sv[0], F_SETFL, O_NONBLOCK);
-  p.fd = sv[1];
   assert_int_equal(kith_conn_new(NULL, &p.conn), KITH_OK);
   assert_int_equal(kith_conn_set_server(p.conn, "127.0.0.1", 5347), KITH_OK);
   assert_int_equal(kith_conn_set_component(p.conn, "bot.localhost", "s"),
@@ -1525,9 +1422,7 @@ static void scripted_session(kith_ctx_t *ctx)
   if (kith_roster_attach(p.roster, p.conn) != KITH_OK)
     goto out;
   kith_roster_send_presence(p.roster, NULL, NULL, U1 "/bot", "away", "x", 1);
-  assert_int_equal(kith__conn_adopt_fd(p.conn, sv[0]), KITH_OK);
-  sv[0] = -1;
-  pump(&p);
+  peer_adopt(&p);
   say(&p, "<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' "
           "xmlns:stream='http://etherx.jabber.org/streams' id='s1' "
           "from='bot.localhost'>");
@@ -1552,31 +1447,14 @@ out:
   kith_roster_free(p.roster);
 no_roster:
   kith_conn_free(p.conn);
-  if (sv[0] >= 0)
-    close(sv[0]);
-  close(p.fd);
+  if (p.fd >= 0)
+    close(p.fd);
 }
 
 static void test_failing_allocator(void **state)
 {
-  kith_allocator_t a = {f_malloc, f_realloc, f_free, NULL};
-  kith_ctx_t *ctx = NULL;
-  falloc_t f = {0, 0};
-  long total, i;
-
   (void)state;
-  a.ud = &f;
-  assert_int_equal(kith_ctx_new(&a, &ctx), KITH_OK);
-  f.attempts = 0;
-  scripted_session(ctx); /* count the allocations of a clean run */
-  total = f.attempts;
-  assert_true(total > 20);
-  for (i = 1; i <= total; i++) {
-    f.attempts = 0;
-    f.fail_at = i;
-    scripted_session(ctx);
-  }
-  kith_ctx_free(ctx);
+  fail_each_allocation(scripted_session);
 }
 
 /* ---- The store ---------------------------------------------------------- */

@@ -12,7 +12,6 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,15 +23,12 @@
 #include "roster/model.h"
 #include "roster/subscription.h"
 #include "session/conn.h"
+#include "failing_alloc.h"
 #include "store_spy.h"
 
 /* When set, peer_open_as() keeps the roster in this store. */
 static kith_store_t *g_store;
 
-#define CLIENT_HEADER                                                          \
-  "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "                 \
-  "xmlns:stream='http://etherx.jabber.org/streams' id='c1' "                   \
-  "from='localhost' version='1.0'>"
 #define FEATURES_OPEN                                                          \
   "<stream:features xmlns:stream='http://etherx.jabber.org/streams'>"
 #define F_VER "<ver xmlns='urn:xmpp:features:rosterver'/>"
@@ -51,110 +47,26 @@ typedef struct peer {
   kith_status_t cb_status;
 } peer_t;
 
+#define SCRIPT_PEER_EVENT_LOG
+#include "script_peer.h"
+
 static void on_event(kith_conn_t *conn, const kith_event_t *ev, void *ud)
 {
   peer_t *p = ud;
-  int len;
 
   (void)conn;
-  p->n[ev->type]++;
-  if (ev->type < KITH_EVENT_ROSTER_RECEIVED)
+  if (!count_event(p, ev))
     return;
-  len = snprintf(p->log + p->loglen, sizeof(p->log) - p->loglen,
-                 "%s %s %s%s%s%s\n", kith_event_name(ev->type),
-                 ev->jid ? ev->jid : "-", ev->item ? "item" : "noitem",
-                 ev->removed ? " removed" : "", ev->nick ? " nick=" : "",
-                 ev->nick ? ev->nick : "");
-  if (len > 0 && (size_t)len < sizeof(p->log) - p->loglen)
-    p->loglen += (size_t)len;
-}
-
-static int logged(const peer_t *p, const char *line)
-{
-  return strstr(p->log, line) != NULL;
-}
-
-static void pump(peer_t *p)
-{
-  int i;
-
-  for (i = 0; i < 4; i++)
-    kith_conn_process(p->conn, KITH_IO_READ | KITH_IO_WRITE);
-  for (;;) {
-    ssize_t n = recv(p->fd, p->got + p->gotlen, sizeof(p->got) - 1 - p->gotlen,
-                     MSG_DONTWAIT);
-    if (n <= 0)
-      break;
-    p->gotlen += (size_t)n;
-  }
-  p->got[p->gotlen] = '\0';
-}
-
-static void say(peer_t *p, const char *xml)
-{
-  assert_int_equal(send(p->fd, xml, strlen(xml), MSG_NOSIGNAL),
-                   (ssize_t)strlen(xml));
-  pump(p);
-}
-
-static void sayf(peer_t *p, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void sayf(peer_t *p, const char *fmt, ...)
-{
-  char buf[4096];
-  va_list ap;
-
-  va_start(ap, fmt);
-  vsnprintf(buf, sizeof(buf), fmt, ap);
-  va_end(ap);
-  say(p, buf);
+  log_line(p, "%s %s %s%s%s%s\n", kith_event_name(ev->type),
+           ev->jid ? ev->jid : "-", ev->item ? "item" : "noitem",
+           ev->removed ? " removed" : "", ev->nick ? " nick=" : "",
+           ev->nick ? ev->nick : "");
 }
 
 static void forget(peer_t *p)
 {
-  p->gotlen = 0;
-  p->got[0] = '\0';
-  p->loglen = 0;
-  p->log[0] = '\0';
-  memset(p->n, 0, sizeof(p->n));
-}
-
-static int sent(const peer_t *p, const char *needle)
-{
-  return strstr(p->got, needle) != NULL;
-}
-
-static int count_of(const char *hay, const char *needle)
-{
-  int n = 0;
-
-  while ((hay = strstr(hay, needle)) != NULL) {
-    n++;
-    hay += strlen(needle);
-  }
-  return n;
-}
-
-/* The id of the last iq kith sent that contains `needle`. */
-static const char *iq_id(const peer_t *p, const char *needle)
-{
-  static char id[64];
-  const char *hit = NULL, *h = p->got, *iq, *a;
-  size_t n;
-
-  while ((h = strstr(h, needle)) != NULL)
-    hit = h++;
-  assert_non_null(hit);
-  for (iq = hit; iq > p->got && strncmp(iq, "<iq", 3) != 0; iq--)
-    ;
-  a = strstr(iq, " id='");
-  assert_non_null(a);
-  a += 5;
-  n = strcspn(a, "'");
-  assert_true(n < sizeof(id));
-  memcpy(id, a, n);
-  id[n] = '\0';
-  return id;
+  forget_sent(p);
+  forget_events(p);
 }
 
 /* A ready client session as `jid` with the given stream features. */
@@ -162,12 +74,8 @@ static void peer_open_as(peer_t *p, const char *jid, const char *features)
 {
   char fx[512], acct[128];
   kith_stanza_t *f = NULL;
-  int sv[2];
 
   memset(p, 0, sizeof(*p));
-  assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-  fcntl(sv[0], F_SETFL, O_NONBLOCK);
-  p->fd = sv[1];
   snprintf(acct, sizeof(acct), "%.*s", (int)strcspn(jid, "/"), jid);
   assert_int_equal(kith_conn_new(NULL, &p->conn), KITH_OK);
   assert_int_equal(kith_conn_set_jid(p->conn, acct), KITH_OK);
@@ -178,8 +86,7 @@ static void peer_open_as(peer_t *p, const char *jid, const char *features)
     assert_int_equal(kith_roster_set_store(p->roster, g_store), KITH_OK);
   assert_int_equal(kith_roster_attach(p->roster, p->conn), KITH_OK);
   assert_int_equal(kith_roster_attach(p->roster, p->conn), KITH_EEXIST);
-  assert_int_equal(kith__conn_adopt_fd(p->conn, sv[0]), KITH_OK);
-  pump(p);
+  peer_adopt(p);
   say(p, CLIENT_HEADER);
   forget(p);
   snprintf(fx, sizeof(fx), FEATURES_OPEN "%s</stream:features>", features);
@@ -1085,7 +992,6 @@ static void test_reconnect_fetches_with_cached_version(void **state)
   const char *fx = FEATURES_OPEN F_VER "</stream:features>";
   kith_stanza_t *f = NULL;
   peer_t p;
-  int sv[2];
 
   (void)state;
   peer_open(&p, F_VER);
@@ -1096,11 +1002,7 @@ static void test_reconnect_fetches_with_cached_version(void **state)
 
   /* A new session on the same connection and roster. */
   close(p.fd);
-  assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-  fcntl(sv[0], F_SETFL, O_NONBLOCK);
-  p.fd = sv[1];
-  assert_int_equal(kith__conn_adopt_fd(p.conn, sv[0]), KITH_OK);
-  pump(&p);
+  peer_adopt(&p);
   say(&p, CLIENT_HEADER);
   forget(&p);
   assert_int_equal(kith_stanza_parse(NULL, fx, strlen(fx), &f), KITH_OK);
@@ -1224,24 +1126,12 @@ static int relay_from(relay_t *r, int i)
   int n = 0;
 
   memcpy(buf, p->got, p->gotlen + 1);
-  p->gotlen = 0;
-  p->got[0] = '\0';
+  forget_sent(p);
   while ((s = strchr(s, '<')) != NULL) {
     kith_stanza_t *st = NULL;
     const char *type, *name;
-    /* kith writes one stanza after another; find this one's end. */
-    int depth = 0;
-    for (e = s; *e; e++) {
-      if (e[0] == '<' && e[1] == '/')
-        depth--;
-      else if (e[0] == '<')
-        depth++;
-      else if (e[0] == '/' && e[1] == '>')
-        depth--;
-      if (e[0] == '>' && depth == 0)
-        break;
-    }
-    assert_true(*e == '>');
+
+    e = stanza_end(s);
     assert_int_equal(kith_stanza_parse(NULL, s, (size_t)(e - s + 1), &st),
                      KITH_OK);
     s = e + 1;
@@ -1332,45 +1222,18 @@ static void test_two_bots_settle_in_both(void **state)
 /* ---- Failing allocator ------------------------------------------------ */
 
 /* The roster (and so the sync layer and the wire calls it makes) uses a
- * context whose Nth allocation fails; the connection does not. */
-typedef struct falloc {
-  long fail_at; /* 1-based; 0 never */
-  long attempts;
-} falloc_t;
-
-static void *f_malloc(size_t n, void *ud)
-{
-  falloc_t *f = ud;
-
-  return ++f->attempts == f->fail_at ? NULL : malloc(n);
-}
-
-static void *f_realloc(void *ptr, size_t n, void *ud)
-{
-  falloc_t *f = ud;
-
-  return ++f->attempts == f->fail_at ? NULL : realloc(ptr, n);
-}
-
-static void f_free(void *ptr, void *ud)
-{
-  (void)ud;
-  free(ptr);
-}
-
-/* Everything the sync layer does, with no assertions on the outcome: a
- * failed allocation may lose an update, but must not crash or leak. */
+ * context whose Nth allocation fails (failing_alloc.h); the connection
+ * does not. Everything the sync layer does, with no assertions on the
+ * outcome: a failed allocation may lose an update, but must not crash or
+ * leak. */
 static void scripted_session(kith_ctx_t *ctx)
 {
   const char *fx = FEATURES_OPEN F_VER "</stream:features>";
   kith_stanza_t *f = NULL;
   peer_t p;
-  int sv[2];
 
   memset(&p, 0, sizeof(p));
-  assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-  fcntl(sv[0], F_SETFL, O_NONBLOCK);
-  p.fd = sv[1];
+  p.fd = -1; /* no socket until the connection adopts one */
   assert_int_equal(kith_conn_new(NULL, &p.conn), KITH_OK);
   assert_int_equal(kith_conn_set_jid(p.conn, "alice@localhost"), KITH_OK);
   assert_true(kith_conn_on(p.conn, KITH_EVENT_ANY, on_event, &p) > 0);
@@ -1379,9 +1242,7 @@ static void scripted_session(kith_ctx_t *ctx)
   kith_roster_set_accept_full_jid_push(p.roster, 0);
   if (kith_roster_attach(p.roster, p.conn) != KITH_OK)
     goto out;
-  assert_int_equal(kith__conn_adopt_fd(p.conn, sv[0]), KITH_OK);
-  sv[0] = -1;
-  pump(&p);
+  peer_adopt(&p);
   say(&p, CLIENT_HEADER);
   assert_int_equal(kith_stanza_parse(NULL, fx, strlen(fx), &f), KITH_OK);
   assert_int_equal(kith__conn_test_ready(p.conn, "alice@localhost/r1", f),
@@ -1417,31 +1278,14 @@ out:
   kith_roster_free(p.roster);
 no_roster:
   kith_conn_free(p.conn);
-  if (sv[0] >= 0)
-    close(sv[0]);
-  close(p.fd);
+  if (p.fd >= 0)
+    close(p.fd);
 }
 
 static void test_failing_allocator(void **state)
 {
-  kith_allocator_t a = {f_malloc, f_realloc, f_free, NULL};
-  kith_ctx_t *ctx = NULL;
-  falloc_t f = {0, 0};
-  long total, i;
-
   (void)state;
-  a.ud = &f;
-  assert_int_equal(kith_ctx_new(&a, &ctx), KITH_OK);
-  f.attempts = 0;
-  scripted_session(ctx); /* count the allocations of a clean run */
-  total = f.attempts;
-  assert_true(total > 20);
-  for (i = 1; i <= total; i++) {
-    f.attempts = 0;
-    f.fail_at = i;
-    scripted_session(ctx);
-  }
-  kith_ctx_free(ctx);
+  fail_each_allocation(scripted_session);
 }
 
 /* ---- The store -------------------------------------------------------- */

@@ -11,7 +11,6 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +43,8 @@ typedef struct peer {
   Gsasl_session *srv;
 } peer_t;
 
+#include "script_peer.h"
+
 static void on_event(kith_conn_t *conn, const kith_event_t *ev, void *ud)
 {
   peer_t *p = ud;
@@ -71,35 +72,6 @@ static int server_cb(Gsasl *ctx, Gsasl_session *s, Gsasl_property prop)
   return GSASL_NO_CALLBACK;
 }
 
-static void pump(peer_t *p)
-{
-  int i;
-
-  for (i = 0; i < 4; i++)
-    kith_conn_process(p->conn, KITH_IO_READ | KITH_IO_WRITE);
-  for (;;) {
-    ssize_t n = recv(p->fd, p->got + p->gotlen, sizeof(p->got) - 1 - p->gotlen,
-                     MSG_DONTWAIT);
-    if (n <= 0)
-      break;
-    p->gotlen += (size_t)n;
-  }
-  p->got[p->gotlen] = '\0';
-}
-
-static void say(peer_t *p, const char *xml)
-{
-  assert_int_equal(send(p->fd, xml, strlen(xml), MSG_NOSIGNAL),
-                   (ssize_t)strlen(xml));
-  pump(p);
-}
-
-static void forget(peer_t *p)
-{
-  p->gotlen = 0;
-  p->got[0] = '\0';
-}
-
 /* The text content of the first <tag ...>...</tag> the client sent. */
 static char *sent_text(peer_t *p, const char *tag)
 {
@@ -123,12 +95,7 @@ static char *sent_text(peer_t *p, const char *tag)
 
 static void peer_open(peer_t *p, const char *password)
 {
-  int sv[2];
-
   memset(p, 0, sizeof(*p));
-  assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-  fcntl(sv[0], F_SETFL, O_NONBLOCK);
-  p->fd = sv[1];
   assert_int_equal(gsasl_init(&p->gs), GSASL_OK);
   gsasl_callback_set(p->gs, server_cb);
   assert_int_equal(kith_conn_new(NULL, &p->conn), KITH_OK);
@@ -136,11 +103,10 @@ static void peer_open(peer_t *p, const char *password)
   assert_int_equal(kith_conn_set_jid(p->conn, "alice@localhost/r"), KITH_OK);
   assert_int_equal(kith_conn_set_password(p->conn, password), KITH_OK);
   kith__conn_test_assume_tls(p->conn);
-  assert_int_equal(kith__conn_adopt_fd(p->conn, sv[0]), KITH_OK);
-  pump(p);
+  peer_adopt(p);
   /* Once "encrypted", the client says who it is (RFC 6120 4.7.1). */
   assert_non_null(strstr(p->got, "from='alice@localhost'"));
-  forget(p);
+  forget_sent(p);
 }
 
 static void peer_close(peer_t *p)
@@ -173,13 +139,13 @@ static const char *scram_until_final(peer_t *p, const char *mechs,
            "</challenge>",
            out);
   gsasl_free(out);
-  forget(p);
+  forget_sent(p);
   say(p, xml);
   assert_int_equal(gsasl_step64(p->srv, sent_text(p, "response"), &out),
                    GSASL_OK);
   snprintf(final64, sizeof(final64), "%s", out);
   gsasl_free(out);
-  forget(p);
+  forget_sent(p);
   return final64;
 }
 
@@ -209,7 +175,7 @@ static void test_scram_sha256_full_session(void **state)
   assert_int_equal(p.disconnected, 0);
   /* Authenticated: a new stream, then bind with the requested resource. */
   assert_non_null(strstr(p.got, "<stream:stream"));
-  forget(&p);
+  forget_sent(&p);
   say(&p, HEADER "<stream:features><bind "
                  "xmlns='urn:ietf:params:xml:ns:xmpp-bind'/><session "
                  "xmlns='urn:ietf:params:xml:ns:xmpp-session'><optional/>"

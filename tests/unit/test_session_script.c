@@ -11,7 +11,6 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,10 +27,6 @@
   "<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' "       \
   "xmlns:stream='http://etherx.jabber.org/streams' id='s3cr1d' "               \
   "from='bot.localhost'>"
-#define CLIENT_HEADER                                                          \
-  "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "                 \
-  "xmlns:stream='http://etherx.jabber.org/streams' id='c1' "                   \
-  "from='localhost' version='1.0'>"
 
 typedef struct peer {
   kith_conn_t *conn;
@@ -42,6 +37,8 @@ typedef struct peer {
   kith_status_t status;
   char text[512];
 } peer_t;
+
+#include "script_peer.h"
 
 static void on_event(kith_conn_t *conn, const kith_event_t *ev, void *ud)
 {
@@ -59,44 +56,9 @@ static void on_event(kith_conn_t *conn, const kith_event_t *ev, void *ud)
   }
 }
 
-/* Let the connection work, then collect what it sent. */
-static void pump(peer_t *p)
-{
-  int i;
-
-  for (i = 0; i < 4; i++)
-    kith_conn_process(p->conn, KITH_IO_READ | KITH_IO_WRITE);
-  for (;;) {
-    ssize_t n = recv(p->fd, p->got + p->gotlen, sizeof(p->got) - 1 - p->gotlen,
-                     MSG_DONTWAIT);
-    if (n <= 0)
-      break;
-    p->gotlen += (size_t)n;
-  }
-  p->got[p->gotlen] = '\0';
-}
-
-static void say(peer_t *p, const char *xml)
-{
-  assert_int_equal(send(p->fd, xml, strlen(xml), MSG_NOSIGNAL),
-                   (ssize_t)strlen(xml));
-  pump(p);
-}
-
-static void forget(peer_t *p)
-{
-  p->gotlen = 0;
-  p->got[0] = '\0';
-}
-
 static void peer_open(peer_t *p, const char *component)
 {
-  int sv[2];
-
   memset(p, 0, sizeof(*p));
-  assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-  fcntl(sv[0], F_SETFL, O_NONBLOCK);
-  p->fd = sv[1];
   assert_int_equal(kith_conn_new(NULL, &p->conn), KITH_OK);
   assert_true(kith_conn_on(p->conn, KITH_EVENT_ANY, on_event, p) > 0);
   if (component) {
@@ -107,8 +69,7 @@ static void peer_open(peer_t *p, const char *component)
     assert_int_equal(kith_conn_set_jid(p->conn, "alice@localhost"), KITH_OK);
     assert_int_equal(kith_conn_set_password(p->conn, "pw"), KITH_OK);
   }
-  assert_int_equal(kith__conn_adopt_fd(p->conn, sv[0]), KITH_OK);
-  pump(p);
+  peer_adopt(p);
 }
 
 static void peer_close(peer_t *p)
@@ -123,10 +84,10 @@ static void component_ready(peer_t *p)
   peer_open(p, "bot.localhost");
   assert_non_null(strstr(p->got, "xmlns='jabber:component:accept'"));
   assert_non_null(strstr(p->got, "to='bot.localhost'"));
-  forget(p);
+  forget_sent(p);
   say(p, COMPONENT_HEADER);
   assert_non_null(strstr(p->got, "<handshake>"));
-  forget(p);
+  forget_sent(p);
   say(p, "<handshake/>");
   assert_int_equal(p->started, 1);
   assert_true(kith_conn_is_ready(p->conn));
@@ -139,7 +100,7 @@ static void test_component_handshake_digest(void **state)
 
   (void)state;
   peer_open(&p, "bot.localhost");
-  forget(&p);
+  forget_sent(&p);
   say(&p, COMPONENT_HEADER);
   h = strstr(p.got, "<handshake>");
   assert_non_null(h);
@@ -291,20 +252,20 @@ static void test_unhandled_iq_answered(void **state)
   component_ready(&p);
   assert_true(kith_conn_add_handler(p.conn, "message", NULL, NULL,
                                     take_messages, &seen) > 0);
-  forget(&p);
+  forget_sent(&p);
   say(&p, "<iq type='get' id='v1' from='romeo@example.net' "
           "to='bot.localhost'><query xmlns='jabber:iq:version'/></iq>");
   assert_non_null(strstr(p.got, "type='error'"));
   assert_non_null(strstr(p.got, "service-unavailable"));
   assert_non_null(strstr(p.got, "to='romeo@example.net'"));
   assert_non_null(strstr(p.got, "from='bot.localhost'"));
-  forget(&p);
+  forget_sent(&p);
   say(&p, "<iq type='get' id='p1' from='localhost' to='bot.localhost'>"
           "<ping xmlns='urn:xmpp:ping'/></iq>");
   assert_non_null(strstr(p.got, "type='result'"));
   assert_non_null(strstr(p.got, "id='p1'"));
   /* Results are never answered; messages reach the handler. */
-  forget(&p);
+  forget_sent(&p);
   say(&p, "<iq type='result' id='zz' from='localhost'/><message "
           "from='a@b' to='bot.localhost'><body>hi</body></message>");
   assert_int_equal(p.gotlen, 0);
@@ -378,7 +339,7 @@ static void test_oversized_stanza_policy_violation(void **state)
   memset(big, 'x', sizeof(big));
   memcpy(big, "<message><body>", 15);
   big[sizeof(big) - 1] = '\0';
-  forget(&p);
+  forget_sent(&p);
   say(&p, big);
   assert_non_null(strstr(p.got, "<policy-violation"));
   assert_int_equal(p.disconnected, 1);
@@ -392,7 +353,7 @@ static void test_restricted_xml(void **state)
 
   (void)state;
   component_ready(&p);
-  forget(&p);
+  forget_sent(&p);
   say(&p, "<!-- a comment is not allowed in XMPP -->");
   assert_non_null(strstr(p.got, "<restricted-xml"));
   assert_int_equal(p.status, KITH_EXML);
@@ -405,7 +366,7 @@ static void test_clean_disconnect(void **state)
 
   (void)state;
   component_ready(&p);
-  forget(&p);
+  forget_sent(&p);
   kith_conn_disconnect(p.conn);
   pump(&p);
   assert_string_equal(p.got, "</stream:stream>");

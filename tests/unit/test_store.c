@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <ftw.h>
 #include <glob.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -25,93 +24,14 @@
 #include "kith/store.h"
 #include "kith/roster.h"
 #include "kith/ctx.h"
+#include "failing_alloc.h"
 #include "redis_server.h"
+#include "store_io.h"
+#include "tmpdir.h"
 
 static char tmpdir[256];
 
-/* ---- a sink that keeps what it is fed ---------------------------------- */
-
-typedef struct got_item {
-  char *jid, *name;
-  char **groups;
-  size_t ngroups;
-  unsigned flags;
-} got_item_t;
-
-typedef struct node {
-  int versions; /* how often the version callback ran */
-  char *version;
-  got_item_t *items;
-  size_t n, cap;
-  size_t stop_after; /* > 0: the item callback fails after this many */
-} node_t;
-
-static kith_status_t got_version(void *ud, const char *version)
-{
-  node_t *nd = ud;
-
-  nd->versions++;
-  nd->version = version ? strdup(version) : NULL;
-  return KITH_OK;
-}
-
-static kith_status_t got_item(void *ud, const kith_store_item_t *it)
-{
-  node_t *nd = ud;
-  got_item_t *g;
-  size_t i;
-
-  if (nd->stop_after && nd->n == nd->stop_after)
-    return KITH_ECANCELED;
-  if (nd->n == nd->cap) {
-    nd->cap = nd->cap ? nd->cap * 2 : 16;
-    nd->items = realloc(nd->items, nd->cap * sizeof(*nd->items));
-    assert_non_null(nd->items);
-  }
-  g = &nd->items[nd->n++];
-  g->jid = strdup(it->jid);
-  g->name = it->name ? strdup(it->name) : NULL;
-  g->ngroups = it->ngroups;
-  g->groups = calloc(it->ngroups + 1, sizeof(char *));
-  for (i = 0; i < it->ngroups; i++)
-    g->groups[i] = strdup(it->groups[i]);
-  g->flags = it->flags;
-  return KITH_OK;
-}
-
-static void node_free(node_t *nd)
-{
-  size_t i, j;
-
-  for (i = 0; i < nd->n; i++) {
-    for (j = 0; j < nd->items[i].ngroups; j++)
-      free(nd->items[i].groups[j]);
-    free(nd->items[i].groups);
-    free(nd->items[i].jid);
-    free(nd->items[i].name);
-  }
-  free(nd->items);
-  free(nd->version);
-  memset(nd, 0, sizeof(*nd));
-}
-
-static kith_status_t load(kith_store_t *st, const char *owner, node_t *nd)
-{
-  kith_store_sink_t sink = {got_version, got_item, nd};
-
-  node_free(nd);
-  return kith_store_load(st, owner, &sink);
-}
-
-static const got_item_t *find(const node_t *nd, const char *jid)
-{
-  size_t i;
-
-  for (i = 0; i < nd->n; i++)
-    if (strcmp(nd->items[i].jid, jid) == 0)
-      return &nd->items[i];
-  return NULL;
-}
+/* ---- what a load gave back (store_io.h) --------------------------------- */
 
 /* The item as stored must equal `want`, field for field. */
 static void assert_item(const node_t *nd, const kith_store_item_t *want)
@@ -144,28 +64,6 @@ static kith_store_op_t put(const kith_store_item_t *it)
   op.type = KITH_STORE_PUT;
   op.item = *it;
   return op;
-}
-
-static kith_store_op_t simple(kith_store_op_type_t type, const char *jid,
-                              const char *version)
-{
-  kith_store_op_t op;
-
-  memset(&op, 0, sizeof(op));
-  op.type = type;
-  op.item.jid = jid;
-  op.version = version;
-  return op;
-}
-
-static void apply_ok(kith_store_t *st, const char *owner,
-                     const kith_store_op_t *ops, size_t n)
-{
-  kith_status_t rc = kith_store_apply(st, owner, ops, n);
-
-  if (rc != KITH_OK)
-    fail_msg("apply to %s: %s: %s", owner, kith_status_name(rc),
-             kith_store_errmsg(st));
 }
 
 static void put_one(kith_store_t *st, const char *owner, const char *jid,
@@ -294,7 +192,7 @@ static void put_rt(fix_t *f, const char *owner, const char *version)
 
   for (i = 0; i < N_RT; i++)
     ops[i] = put(&rt_items[i]);
-  ops[N_RT] = simple(KITH_STORE_VERSION, NULL, version);
+  ops[N_RT] = simple_op(KITH_STORE_VERSION, NULL, version);
   apply_ok(f->st, owner, ops, N_RT + 1);
 }
 
@@ -366,8 +264,8 @@ static void case_delete(fix_t *f)
   kith_store_op_t ops[2];
 
   put_rt(f, "me@example.com", "v1");
-  ops[0] = simple(KITH_STORE_DELETE, "bob@example.com", NULL);
-  ops[1] = simple(KITH_STORE_DELETE, "nobody@example.com", NULL);
+  ops[0] = simple_op(KITH_STORE_DELETE, "bob@example.com", NULL);
+  ops[1] = simple_op(KITH_STORE_DELETE, "nobody@example.com", NULL);
   apply_ok(f->st, "me@example.com", ops, 2);
   assert_int_equal(load(f->st, "me@example.com", &f->nd), KITH_OK);
   assert_int_equal(f->nd.n, N_RT - 1);
@@ -385,15 +283,15 @@ static void case_version(fix_t *f)
   assert_int_equal(load(f->st, "me@example.com", &f->nd), KITH_OK);
   assert_int_equal(f->nd.versions, 1);
   assert_null(f->nd.version);
-  op = simple(KITH_STORE_VERSION, NULL, "v7");
+  op = simple_op(KITH_STORE_VERSION, NULL, "v7");
   apply_ok(f->st, "me@example.com", &op, 1);
   assert_int_equal(load(f->st, "me@example.com", &f->nd), KITH_OK);
   assert_string_equal(f->nd.version, "v7");
-  op = simple(KITH_STORE_VERSION, NULL, "");
+  op = simple_op(KITH_STORE_VERSION, NULL, "");
   apply_ok(f->st, "me@example.com", &op, 1);
   assert_int_equal(load(f->st, "me@example.com", &f->nd), KITH_OK);
   assert_string_equal(f->nd.version, "");
-  op = simple(KITH_STORE_VERSION, NULL, NULL);
+  op = simple_op(KITH_STORE_VERSION, NULL, NULL);
   apply_ok(f->st, "me@example.com", &op, 1);
   assert_int_equal(load(f->st, "me@example.com", &f->nd), KITH_OK);
   assert_null(f->nd.version);
@@ -402,7 +300,7 @@ static void case_version(fix_t *f)
 
 static void case_clear(fix_t *f)
 {
-  kith_store_op_t op = simple(KITH_STORE_CLEAR, NULL, NULL);
+  kith_store_op_t op = simple_op(KITH_STORE_CLEAR, NULL, NULL);
 
   put_rt(f, "me@example.com", "v1");
   apply_ok(f->st, "me@example.com", &op, 1);
@@ -421,7 +319,7 @@ static void case_drop(fix_t *f)
 
   put_rt(f, "me@example.com", "v1");
   put_rt(f, "other@example.com", "v2");
-  ops[0] = simple(KITH_STORE_DROP, NULL, NULL);
+  ops[0] = simple_op(KITH_STORE_DROP, NULL, NULL);
   apply_ok(f->st, "me@example.com", ops, 1);
   assert_int_equal(load(f->st, "me@example.com", &f->nd), KITH_ENOTFOUND);
   list_owners(f->st, &f->os);
@@ -432,9 +330,9 @@ static void case_drop(fix_t *f)
   /* A DROP followed by more operations leaves the owner known, with
    * only what came after the DROP. */
   put_rt(f, "me@example.com", "v1");
-  ops[0] = simple(KITH_STORE_DROP, NULL, NULL);
+  ops[0] = simple_op(KITH_STORE_DROP, NULL, NULL);
   ops[1] = put(&it);
-  ops[2] = simple(KITH_STORE_VERSION, NULL, "v9");
+  ops[2] = simple_op(KITH_STORE_VERSION, NULL, "v9");
   apply_ok(f->st, "me@example.com", ops, 3);
   assert_int_equal(load(f->st, "me@example.com", &f->nd), KITH_OK);
   assert_int_equal(f->nd.n, 1);
@@ -442,7 +340,7 @@ static void case_drop(fix_t *f)
   assert_string_equal(f->nd.version, "v9");
 
   /* Dropping an unknown owner is fine. */
-  ops[0] = simple(KITH_STORE_DROP, NULL, NULL);
+  ops[0] = simple_op(KITH_STORE_DROP, NULL, NULL);
   apply_ok(f->st, "ghost@example.com", ops, 1);
   assert_int_equal(load(f->st, "ghost@example.com", &f->nd), KITH_ENOTFOUND);
 }
@@ -481,8 +379,8 @@ static void case_atomic(fix_t *f)
 
   put_rt(f, "me@example.com", "v1");
   ops[0] = put(&ok);
-  ops[1] = simple(KITH_STORE_DELETE, "alice@example.com", NULL);
-  ops[2] = simple(KITH_STORE_VERSION, NULL, "v2");
+  ops[1] = simple_op(KITH_STORE_DELETE, "alice@example.com", NULL);
+  ops[2] = simple_op(KITH_STORE_VERSION, NULL, "v2");
   ops[3] = put(&bad);
   assert_int_equal(kith_store_apply(f->st, "me@example.com", ops, 4),
                    KITH_EINVAL);
@@ -491,8 +389,8 @@ static void case_atomic(fix_t *f)
   assert_null(find(&f->nd, "new@example.com"));
 
   /* A DELETE without a JID, after a CLEAR: nothing happens either. */
-  ops[0] = simple(KITH_STORE_CLEAR, NULL, NULL);
-  ops[1] = simple(KITH_STORE_DELETE, NULL, NULL);
+  ops[0] = simple_op(KITH_STORE_CLEAR, NULL, NULL);
+  ops[1] = simple_op(KITH_STORE_DELETE, NULL, NULL);
   assert_int_equal(kith_store_apply(f->st, "me@example.com", ops, 2),
                    KITH_EINVAL);
   check_rt(f, "me@example.com", "v1");
@@ -545,7 +443,7 @@ static void case_reset(fix_t *f)
 
 static void case_reopen(fix_t *f)
 {
-  kith_store_op_t op = simple(KITH_STORE_DROP, NULL, NULL);
+  kith_store_op_t op = simple_op(KITH_STORE_DROP, NULL, NULL);
 
   put_rt(f, "me@example.com", "v1");
   put_rt(f, "other@example.com", "v2");
@@ -576,8 +474,8 @@ static void case_many_owners(fix_t *f)
     snprintf(jid, sizeof(jid), "contact%d@example.net", i);
     snprintf(ver, sizeof(ver), "v%d", i);
     ops[0] = put(&it);
-    ops[1] = simple(KITH_STORE_DELETE, "none@example.net", NULL);
-    ops[2] = simple(KITH_STORE_VERSION, NULL, ver);
+    ops[1] = simple_op(KITH_STORE_DELETE, "none@example.net", NULL);
+    ops[2] = simple_op(KITH_STORE_VERSION, NULL, ver);
     apply_ok(f->st, owner, ops, 3);
   }
   list_owners(f->st, &f->os);
@@ -612,7 +510,7 @@ static void case_big_batch(fix_t *f)
     items[i].flags = (unsigned)i & KITH_STORE_FLAG_MASK;
     ops[i] = put(&items[i]);
   }
-  ops[BIG_BATCH] = simple(KITH_STORE_VERSION, NULL, "big");
+  ops[BIG_BATCH] = simple_op(KITH_STORE_VERSION, NULL, "big");
   apply_ok(f->st, "me@example.com", ops, BIG_BATCH + 1);
   assert_int_equal(load(f->st, "me@example.com", &f->nd), KITH_OK);
   assert_string_equal(f->nd.version, "big");
@@ -1010,42 +908,15 @@ static void test_sqlite_empty_strings(void **state)
 
 /* ---- failing allocations ------------------------------------------------ */
 
-typedef struct failing {
-  long count, fail_at; /* fail_at 0: never */
-} failing_t;
-
-static void *f_malloc(size_t n, void *ud)
-{
-  failing_t *f = ud;
-
-  if (f->fail_at && ++f->count >= f->fail_at)
-    return NULL;
-  return malloc(n);
-}
-
-static void *f_realloc(void *p, size_t n, void *ud)
-{
-  failing_t *f = ud;
-
-  if (f->fail_at && ++f->count >= f->fail_at)
-    return NULL;
-  return realloc(p, n);
-}
-
-static void f_free(void *p, void *ud)
-{
-  (void)ud;
-  free(p);
-}
-
 /* Each allocation of a batch fails in turn: the batch fails whole and the
  * store is as it was, until enough succeed and the batch applies. */
 static void torture(const char *uri)
 {
   static const kith_store_item_t fresh = {"new@example.com", "New", g_three, 3,
                                           KITH_ROSTER_TO};
-  failing_t fl = {0, 0};
-  kith_allocator_t a = {f_malloc, f_realloc, f_free, &fl};
+  /* Sticky: once allocation k fails, every later one does too. */
+  falloc_t fl = {0, 0, 1};
+  kith_allocator_t a = falloc_allocator(&fl);
   kith_ctx_t *ctx = NULL;
   kith_store_t *st = NULL;
   fix_t f;
@@ -1059,7 +930,7 @@ static void torture(const char *uri)
   assert_int_equal(kith_ctx_new(&a, &ctx), KITH_OK);
   /* Opening: every failure is clean. */
   for (k = 1;; k++) {
-    fl.count = 0;
+    fl.attempts = 0;
     fl.fail_at = k;
     rc = kith_store_open(ctx, uri, &st, err, sizeof(err));
     if (rc == KITH_OK)
@@ -1073,10 +944,10 @@ static void torture(const char *uri)
   for (i = 0; i < N_RT; i++)
     ops[i] = put(&rt_items[i]);
   ops[0] = put(&fresh);
-  ops[N_RT] = simple(KITH_STORE_DELETE, "bob@example.com", NULL);
-  ops[N_RT + 1] = simple(KITH_STORE_VERSION, NULL, "v2");
+  ops[N_RT] = simple_op(KITH_STORE_DELETE, "bob@example.com", NULL);
+  ops[N_RT + 1] = simple_op(KITH_STORE_VERSION, NULL, "v2");
   for (k = 1;; k++) {
-    fl.count = 0;
+    fl.attempts = 0;
     fl.fail_at = k;
     rc = kith_store_apply(st, k % 2 ? "me@example.com" : "new@example.com", ops,
                           N_RT + 2);
@@ -1114,15 +985,6 @@ static void test_sqlite_enomem(void **state)
 
 /* ---- main --------------------------------------------------------------- */
 
-static int rm_entry(const char *path, const struct stat *sb, int flag,
-                    struct FTW *ftw)
-{
-  (void)sb;
-  (void)flag;
-  (void)ftw;
-  return remove(path);
-}
-
 int main(void)
 {
   static backend_t backends[] = {
@@ -1146,8 +1008,7 @@ int main(void)
   size_t nb = 2, b, i;
   int fails = 0;
 
-  snprintf(tmpdir, sizeof(tmpdir), "/tmp/kith-test-store-XXXXXX");
-  if (mkdtemp(tmpdir) == NULL) {
+  if (tmpdir_make(tmpdir, sizeof(tmpdir), "test-store") == NULL) {
     perror("mkdtemp");
     return 1;
   }
@@ -1182,6 +1043,6 @@ int main(void)
   fails +=
       cmocka_run_group_tests_name("store/backend-specific", only, NULL, NULL);
   redis_server_stop(&rs);
-  nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+  tmpdir_remove(tmpdir);
   return fails;
 }

@@ -28,7 +28,6 @@
 #include <string.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <signal.h>
 #include <time.h>
 #include <unistd.h>
@@ -40,6 +39,7 @@
 
 #include "kith/store.h"
 #include "kith/roster.h"
+#include "tmpdir.h"
 
 #define ROUNDS 200
 #define MAX_DELAY_US 20000
@@ -308,15 +308,6 @@ static void test_crash(void **state)
   kith_store_close(st);
 }
 
-static int rm_entry(const char *p, const struct stat *sb, int flag,
-                    struct FTW *ftw)
-{
-  (void)sb;
-  (void)flag;
-  (void)ftw;
-  return remove(p);
-}
-
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -324,12 +315,11 @@ int main(void)
   };
   int fails;
 
-  snprintf(tmpdir, sizeof(tmpdir), "/tmp/kith-test-crash-XXXXXX");
-  if (mkdtemp(tmpdir) == NULL) {
+  if (tmpdir_make(tmpdir, sizeof(tmpdir), "test-crash") == NULL) {
     perror("mkdtemp");
     return 1;
   }
   fails = cmocka_run_group_tests_name("store/crash", tests, NULL, NULL);
-  nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+  tmpdir_remove(tmpdir);
   return fails;
 }

@@ -17,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <ftw.h>
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -25,7 +24,10 @@
 
 #include "kith/store.h"
 #include "kith/ctx.h"
+#include "failing_alloc.h"
 #include "redis_server.h"
+#include "store_io.h"
+#include "tmpdir.h"
 
 static char tmpdir[256];
 static redis_server_t srv;
@@ -113,7 +115,7 @@ static void restart_server(void)
   assert_true(redis_ping(port));
 }
 
-/* ---- helpers: stores and a collecting sink ------------------------------ */
+/* ---- helpers: stores and batches (the sink is store_io.h's) ------------- */
 
 static kith_store_t *open_uri(const char *uri)
 {
@@ -136,86 +138,21 @@ static kith_store_t *open_store(const char *tail)
   return open_uri(uri);
 }
 
-typedef struct got {
-  char *jid, *name, *groups; /* groups joined by '|' */
-  int has_name;
-  unsigned flags;
-} got_t;
-
-typedef struct node {
-  char *version;
-  int versions;
-  got_t *v;
-  size_t n, cap;
-} node_t;
-
-static kith_status_t on_version(void *ud, const char *version)
+/* The groups of `g` joined by '|' (static, until the next call). */
+static const char *groups_joined(const got_item_t *g)
 {
-  node_t *nd = ud;
+  static char buf[1024];
+  size_t i, len = 0;
+  int n;
 
-  nd->versions++;
-  nd->version = version ? strdup(version) : NULL;
-  return KITH_OK;
-}
-
-static kith_status_t on_item(void *ud, const kith_store_item_t *it)
-{
-  node_t *nd = ud;
-  got_t *g;
-  size_t i, len = 1;
-
-  if (nd->n == nd->cap) {
-    nd->cap = nd->cap ? nd->cap * 2 : 16;
-    nd->v = realloc(nd->v, nd->cap * sizeof(*nd->v));
-    assert_non_null(nd->v);
+  buf[0] = '\0';
+  for (i = 0; i < g->ngroups; i++) {
+    n = snprintf(buf + len, sizeof(buf) - len, "%s%s", i ? "|" : "",
+                 g->groups[i]);
+    assert_true(n >= 0 && (size_t)n < sizeof(buf) - len);
+    len += (size_t)n;
   }
-  g = &nd->v[nd->n++];
-  g->jid = strdup(it->jid);
-  g->has_name = it->name != NULL;
-  g->name = strdup(it->name ? it->name : "");
-  g->flags = it->flags;
-  for (i = 0; i < it->ngroups; i++)
-    len += strlen(it->groups[i]) + 1;
-  g->groups = calloc(1, len);
-  for (i = 0; i < it->ngroups; i++) {
-    if (i)
-      strcat(g->groups, "|");
-    strcat(g->groups, it->groups[i]);
-  }
-  return KITH_OK;
-}
-
-static void node_free(node_t *nd)
-{
-  size_t i;
-
-  for (i = 0; i < nd->n; i++) {
-    free(nd->v[i].jid);
-    free(nd->v[i].name);
-    free(nd->v[i].groups);
-  }
-  free(nd->v);
-  free(nd->version);
-  memset(nd, 0, sizeof(*nd));
-}
-
-static kith_status_t load(kith_store_t *st, const char *owner, node_t *nd)
-{
-  kith_store_sink_t sink = {on_version, on_item, NULL};
-
-  node_free(nd);
-  sink.ud = nd;
-  return kith_store_load(st, owner, &sink);
-}
-
-static const got_t *find(const node_t *nd, const char *jid)
-{
-  size_t i;
-
-  for (i = 0; i < nd->n; i++)
-    if (strcmp(nd->v[i].jid, jid) == 0)
-      return &nd->v[i];
-  return NULL;
+  return buf;
 }
 
 static kith_store_op_t put(const char *jid, const char *name,
@@ -232,28 +169,6 @@ static kith_store_op_t put(const char *jid, const char *name,
   op.item.ngroups = ngroups;
   op.item.flags = flags;
   return op;
-}
-
-static kith_store_op_t simple_op(kith_store_op_type_t type, const char *jid,
-                                 const char *version)
-{
-  kith_store_op_t op;
-
-  memset(&op, 0, sizeof(op));
-  op.type = type;
-  op.item.jid = jid;
-  op.version = version;
-  return op;
-}
-
-static void apply_ok(kith_store_t *st, const char *owner,
-                     const kith_store_op_t *ops, size_t n)
-{
-  kith_status_t rc = kith_store_apply(st, owner, ops, n);
-
-  if (rc != KITH_OK)
-    fail_msg("apply for %s: %s: %s", owner, kith_status_name(rc),
-             kith_store_errmsg(st));
 }
 
 /* One PUT of `jid` plus a version, the smallest useful batch. */
@@ -336,20 +251,10 @@ static unsigned keyslot(const char *key, size_t len)
 
 /* ---- fixtures ----------------------------------------------------------- */
 
-static int rm_entry(const char *path, const struct stat *sb, int flag,
-                    struct FTW *ftw)
-{
-  (void)sb;
-  (void)flag;
-  (void)ftw;
-  return remove(path);
-}
-
 static int group_setup(void **state)
 {
   (void)state;
-  snprintf(tmpdir, sizeof(tmpdir), "/tmp/kith-redis-XXXXXX");
-  if (mkdtemp(tmpdir) == NULL)
+  if (tmpdir_make(tmpdir, sizeof(tmpdir), "redis") == NULL)
     return -1;
   return redis_server_start(&srv, tmpdir) == 0 ? 0 : -1;
 }
@@ -361,7 +266,7 @@ static int group_teardown(void **state)
   if (srv.pid > 0)
     kill(srv.pid, SIGCONT);
   redis_server_stop(&srv);
-  nftw(tmpdir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+  tmpdir_remove(tmpdir);
   return 0;
 }
 
@@ -388,7 +293,7 @@ static void test_roundtrip(void **state)
   kith_store_t *st = open_store("?prefix=rt");
   kith_store_op_t ops[5];
   node_t nd = {0};
-  const got_t *g;
+  const got_item_t *g;
 
   (void)state;
   ops[0] = put("alice@example.net", "Alice\nSmith", g1, 7, 0x11F);
@@ -404,20 +309,21 @@ static void test_roundtrip(void **state)
   assert_int_equal(nd.n, 4);
   g = find(&nd, "alice@example.net");
   assert_non_null(g);
-  assert_true(g->has_name);
+  assert_non_null(g->name); /* has a name */
   assert_string_equal(g->name, "Alice\nSmith");
-  assert_string_equal(g->groups, "Friends|1:x 2:y|with space|{}%*?|-|line\n"
-                                 "break|");
+  assert_string_equal(groups_joined(g),
+                      "Friends|1:x 2:y|with space|{}%*?|-|line\n"
+                      "break|");
   assert_int_equal(g->flags, 0x11F);
   g = find(&nd, "bob@example.net");
   assert_non_null(g);
-  assert_false(g->has_name);
-  assert_string_equal(g->groups, "");
+  assert_null(g->name); /* has no name */
+  assert_string_equal(groups_joined(g), "");
   g = find(&nd, "carol@example.net");
   assert_non_null(g);
-  assert_true(g->has_name);
+  assert_non_null(g->name); /* has a name: the empty one */
   assert_string_equal(g->name, "");
-  assert_string_equal(g->groups, "Ærø ☃");
+  assert_string_equal(groups_joined(g), "Ærø ☃");
   assert_int_equal(g->flags, KITH_STORE_WHITELISTED);
   g = find(&nd, "dave@example.net");
   assert_non_null(g);
@@ -999,37 +905,13 @@ static void test_good_uris(void **state)
 
 /* ---- failing allocator --------------------------------------------------- */
 
-typedef struct failing {
-  long n, fail_at;
-} failing_t;
-
-static void *f_malloc(size_t size, void *ud)
-{
-  failing_t *f = ud;
-
-  return ++f->n == f->fail_at ? NULL : malloc(size);
-}
-
-static void *f_realloc(void *p, size_t size, void *ud)
-{
-  failing_t *f = ud;
-
-  return ++f->n == f->fail_at ? NULL : realloc(p, size);
-}
-
-static void f_free(void *p, void *ud)
-{
-  (void)ud;
-  free(p);
-}
-
 /* One whole session with allocation number `fail_at` failing. Returns 1
  * once a run got through without reaching it. */
 static int torture_once(long fail_at)
 {
   static const char *const g[] = {"A", "B"};
-  failing_t f = {0, 0};
-  kith_allocator_t alloc = {f_malloc, f_realloc, f_free, &f};
+  falloc_t f = {0, 0, 0}; /* only allocation `fail_at` fails */
+  kith_allocator_t alloc = falloc_allocator(&f);
   kith_ctx_t *ctx = NULL;
   kith_store_t *st = NULL;
   kith_store_op_t ops[3];
@@ -1039,7 +921,7 @@ static int torture_once(long fail_at)
   kith_status_t rc;
 
   assert_int_equal(kith_ctx_new(&alloc, &ctx), KITH_OK);
-  f.n = 0; /* count from here */
+  f.attempts = 0; /* count from here */
   f.fail_at = fail_at;
   snprintf(uri, sizeof(uri), "redis://127.0.0.1:%d/0?prefix=tt", srv.port);
   rc = kith_store_open(ctx, uri, &st, NULL, 0);
@@ -1063,7 +945,7 @@ static int torture_once(long fail_at)
   kith_ctx_free(ctx);
   owners_free(&o);
   node_free(&nd);
-  return f.n < fail_at;
+  return f.attempts < fail_at;
 }
 
 static void test_failing_allocator(void **state)
