@@ -29,8 +29,8 @@ int main(void)
     fprintf(stderr, "setup failed\n");
     return 1;
   }
-  printf("kith %s: node %s, %s\n", kith_version(),
-         kith_roster_node_owner(node), kith_strerror(KITH_ENOTFOUND));
+  printf("kith %s: node %s, %s\n", kith_version(), kith_roster_node_owner(node),
+         kith_strerror(KITH_ENOTFOUND));
   kith_roster_free(roster);
   kith_store_close(store);
   return 0;
