@@ -31,36 +31,58 @@
 
 /* ---- Hashing and the index table ------------------------------------- */
 
-/* FNV-1a with a final avalanche (MurmurHash3's fmix32), and the length. */
+/*
+ * A string's hash, and its length: eight bytes at a time, each word
+ * multiplied in, then MurmurHash3's fmix64. (FNV-1a, a byte at a time, was
+ * a chain of dependent multiplies as long as the string, paid twice for
+ * every JID of a roster result.) Hashes only live in memory, so the byte
+ * order words are read in does not matter.
+ */
 static uint32_t hash_str(const char *s, size_t *len)
 {
-  uint32_t h = 2166136261u;
-  const unsigned char *p = (const unsigned char *)s;
+  const uint64_t k = UINT64_C(0x9E3779B97F4A7C15);
+  size_t n = strlen(s), i, j;
+  uint64_t h = n * k, w;
 
-  while (*p) {
-    h ^= *p++;
-    h *= 16777619u;
+  for (i = 0; i + sizeof(w) <= n; i += sizeof(w)) {
+    memcpy(&w, s + i, sizeof(w));
+    h = (h ^ w) * k;
+    h = (h << 31) | (h >> 33);
   }
+  for (w = 0, j = 0; i + j < n; j++)
+    w |= (uint64_t)(unsigned char)s[i + j] << (8 * j);
+  h = (h ^ w) * k;
+  h ^= h >> 33;
+  h *= UINT64_C(0xff51afd7ed558ccd);
+  h ^= h >> 33;
+  h *= UINT64_C(0xc4ceb9fe1a85ec53);
+  h ^= h >> 33;
   if (len)
-    *len = (size_t)(p - (const unsigned char *)s);
-  h ^= h >> 16;
-  h *= 0x85ebca6bu;
-  h ^= h >> 13;
-  h *= 0xc2b2ae35u;
-  h ^= h >> 16;
-  return h;
+    *len = n;
+  return (uint32_t)h;
 }
 
-/* Slots hold an entry's index + 1; 0 is empty. */
+/*
+ * A slot holds an entry's index + 1 (0 is empty) and the entry's hash, so
+ * that probing and growing never read the entries themselves: at a
+ * million items each such read is a cache miss, and they were most of
+ * the cost of adding an item.
+ */
+typedef struct ix_slot {
+  uint32_t idx1;
+  uint32_t hash;
+} ix_slot_t;
+
 typedef struct ix {
-  uint32_t *slot;
+  ix_slot_t *slot;
   uint32_t mask; /* capacity - 1, or 0 with slot NULL */
 } ix_t;
 
 /*
  * The entries an index table points into, read through their container
  * (a node or the roster) on every use, so a source stays right when the
- * container's array is reallocated.
+ * container's array is reallocated. Only a key whose hash matches is
+ * read, and hashes only when the table is rebuilt from the array.
  */
 typedef struct ix_src {
   const void *owner;
@@ -83,8 +105,8 @@ static uint32_t ix_find(const ix_t *ix, const ix_src_t *src, uint32_t h,
 
   if (ix->slot == NULL)
     return IX_NONE;
-  for (i = h & ix->mask; (v = ix->slot[i]) != 0; i = (i + 1) & ix->mask) {
-    if (src->hash(src->owner, v - 1) == h &&
+  for (i = h & ix->mask; (v = ix->slot[i].idx1) != 0; i = (i + 1) & ix->mask) {
+    if (ix->slot[i].hash == h &&
         strcmp(src->key(src->owner, v - 1), key) == 0) {
       if (pos)
         *pos = i;
@@ -99,9 +121,10 @@ static void ix_insert(ix_t *ix, uint32_t h, uint32_t idx)
 {
   uint32_t i = h & ix->mask;
 
-  while (ix->slot[i] != 0)
+  while (ix->slot[i].idx1 != 0)
     i = (i + 1) & ix->mask;
-  ix->slot[i] = idx + 1;
+  ix->slot[i].idx1 = idx + 1;
+  ix->slot[i].hash = h;
 }
 
 /* The slot holding entry `idx`, whose hash is `h`. */
@@ -109,7 +132,7 @@ static uint32_t ix_slot_of(const ix_t *ix, uint32_t h, uint32_t idx)
 {
   uint32_t i = h & ix->mask;
 
-  while (ix->slot[i] != idx + 1)
+  while (ix->slot[i].idx1 != idx + 1)
     i = (i + 1) & ix->mask;
   return i;
 }
@@ -118,21 +141,21 @@ static uint32_t ix_slot_of(const ix_t *ix, uint32_t h, uint32_t idx)
  * Empty slot `pos` by backward shift: later entries of the probe run move
  * back when their home slot allows it, so lookups never need tombstones.
  */
-static void ix_delete(ix_t *ix, const ix_src_t *src, uint32_t pos)
+static void ix_delete(ix_t *ix, uint32_t pos)
 {
-  uint32_t hole = pos, i, v;
+  uint32_t hole = pos, i;
 
-  for (i = (pos + 1) & ix->mask; (v = ix->slot[i]) != 0;
+  for (i = (pos + 1) & ix->mask; ix->slot[i].idx1 != 0;
        i = (i + 1) & ix->mask) {
-    uint32_t home = src->hash(src->owner, v - 1) & ix->mask;
+    uint32_t home = ix->slot[i].hash & ix->mask;
 
     /* Move it back unless its home lies cyclically within (hole, i]. */
     if (((i - home) & ix->mask) >= ((i - hole) & ix->mask)) {
-      ix->slot[hole] = v;
+      ix->slot[hole] = ix->slot[i];
       hole = i;
     }
   }
-  ix->slot[hole] = 0;
+  ix->slot[hole].idx1 = 0;
 }
 
 /* Reinsert entries 0..n-1 into the current slots (no allocation). */
@@ -142,20 +165,20 @@ static void ix_rebuild(ix_t *ix, const ix_src_t *src, uint32_t n)
 
   if (ix->slot == NULL)
     return;
-  memset(ix->slot, 0, sizeof(uint32_t) * ((size_t)ix->mask + 1));
+  memset(ix->slot, 0, sizeof(*ix->slot) * ((size_t)ix->mask + 1));
   for (i = 0; i < n; i++)
     ix_insert(ix, src->hash(src->owner, i), i);
 }
 
 /*
- * Make room for `need` entries at a load of at most 3/4; the `n` current
- * entries are rehashed into a new table. On failure nothing changes.
+ * Make room for `need` entries at a load of at most 3/4; the current
+ * entries move to a new table by the hashes their slots hold. On failure
+ * nothing changes.
  */
-static kith_status_t ix_reserve(kith_ctx_t *ctx, ix_t *ix, const ix_src_t *src,
-                                uint32_t n, uint64_t need)
+static kith_status_t ix_reserve(kith_ctx_t *ctx, ix_t *ix, uint64_t need)
 {
-  uint64_t cap = ix_cap(ix);
-  uint32_t *slot;
+  uint64_t cap = ix_cap(ix), i;
+  ix_t old = *ix;
 
   if (need * 4 <= cap * 3)
     return KITH_OK;
@@ -165,13 +188,16 @@ static kith_status_t ix_reserve(kith_ctx_t *ctx, ix_t *ix, const ix_src_t *src,
     cap *= 2;
   if (cap > ((uint64_t)1 << 31))
     return KITH_ELIMIT;
-  slot = kith__calloc(ctx, (size_t)cap, sizeof(uint32_t));
-  if (slot == NULL)
+  ix->slot = kith__calloc(ctx, (size_t)cap, sizeof(*ix->slot));
+  if (ix->slot == NULL) {
+    *ix = old;
     return KITH_ENOMEM;
-  kith__free(ctx, ix->slot);
-  ix->slot = slot;
+  }
   ix->mask = (uint32_t)(cap - 1);
-  ix_rebuild(ix, src, n);
+  for (i = 0; i < ix_cap(&old); i++)
+    if (old.slot[i].idx1)
+      ix_insert(ix, old.slot[i].hash, old.slot[i].idx1 - 1);
+  kith__free(ctx, old.slot);
   return KITH_OK;
 }
 
@@ -725,15 +751,13 @@ static kith_status_t node_create(kith_roster_t *r, const char *owner,
   size_t len;
   uint32_t h = hash_str(owner, &len);
   kith_roster_node_t *n;
-  ix_src_t src;
   kith_status_t st;
   void *p;
 
   if ((st = arr_grow(r->ctx, r->nodes, &r->cap, (uint64_t)r->n + 1, &p)))
     return st;
   r->nodes = p;
-  src = nodes_src(r);
-  if ((st = ix_reserve(r->ctx, &r->ix, &src, r->n, (uint64_t)r->n + 1)))
+  if ((st = ix_reserve(r->ctx, &r->ix, (uint64_t)r->n + 1)))
     return st;
   n = kith__calloc(r->ctx, 1, sizeof(*n) + len + 1);
   if (n == NULL)
@@ -899,14 +923,20 @@ kith_roster_t *kith__roster_node_roster(const kith_roster_node_t *node)
   return node->roster;
 }
 
+/* The item of `jid_norm`, whose hash is `h`. */
+static kith_roster_item_t *item_find(const kith_roster_node_t *node, uint32_t h,
+                                     const char *jid_norm)
+{
+  ix_src_t src = items_src(node);
+  uint32_t i = ix_find(&node->ix, &src, h, jid_norm, NULL);
+
+  return i == IX_NONE ? NULL : node->items[i];
+}
+
 kith_roster_item_t *kith__roster_item_find_norm(const kith_roster_node_t *node,
                                                 const char *jid_norm)
 {
-  ix_src_t src = items_src(node);
-  uint32_t i =
-      ix_find(&node->ix, &src, hash_str(jid_norm, NULL), jid_norm, NULL);
-
-  return i == IX_NONE ? NULL : node->items[i];
+  return item_find(node, hash_str(jid_norm, NULL), jid_norm);
 }
 
 kith_roster_item_t *kith_roster_node_item(const kith_roster_node_t *n,
@@ -925,6 +955,14 @@ kith_roster_item_t *kith_roster_node_item(const kith_roster_node_t *n,
     it = kith__roster_item_find_norm(n, norm);
   kith__free(node_ctx(n), norm);
   return it;
+}
+
+void kith__roster_item_prefetch(const kith_roster_node_t *node,
+                                const char *jid_norm)
+{
+  if (node->ix.slot)
+    __builtin_prefetch(
+        &node->ix.slot[hash_str(jid_norm, NULL) & node->ix.mask]);
 }
 
 kith_roster_item_t *kith_roster_node_next(const kith_roster_node_t *n,
@@ -1068,8 +1106,10 @@ size_t kith__roster_node_bytes(const kith_roster_node_t *node)
   size_t b = sizeof(*node) + strlen(node->owner) + 1;
   uint32_t i;
 
-  b += (size_t)node->cap * sizeof(void *) + (size_t)ix_cap(&node->ix) * 4;
-  b += (size_t)node->gcap * sizeof(void *) + (size_t)ix_cap(&node->gix) * 4;
+  b += (size_t)node->cap * sizeof(void *) +
+       (size_t)ix_cap(&node->ix) * sizeof(ix_slot_t);
+  b += (size_t)node->gcap * sizeof(void *) +
+       (size_t)ix_cap(&node->gix) * sizeof(ix_slot_t);
   if (node->version)
     b += strlen(node->version) + 1;
   for (i = 0; i < node->ngroups; i++)
@@ -1281,7 +1321,6 @@ static kith_status_t upsert_reserve(upsert_t *u, int is_new)
   kith_roster_node_t *n = u->node;
   kith_ctx_t *ctx = node_ctx(n);
   uint64_t gneed = (uint64_t)n->ngroups + u->nfresh;
-  ix_src_t src;
   kith_status_t st;
   void *p;
 
@@ -1289,16 +1328,14 @@ static kith_status_t upsert_reserve(upsert_t *u, int is_new)
     if ((st = arr_grow(ctx, n->groups, &n->gcap, gneed, &p)) != KITH_OK)
       return st;
     n->groups = p;
-    src = groups_src(n);
-    if ((st = ix_reserve(ctx, &n->gix, &src, n->ngroups, gneed)) != KITH_OK)
+    if ((st = ix_reserve(ctx, &n->gix, gneed)) != KITH_OK)
       return st;
   }
   if (is_new) {
     if ((st = arr_grow(ctx, n->items, &n->cap, (uint64_t)n->n + 1, &p)))
       return st;
     n->items = p;
-    src = items_src(n);
-    if ((st = ix_reserve(ctx, &n->ix, &src, n->n, (uint64_t)n->n + 1)))
+    if ((st = ix_reserve(ctx, &n->ix, (uint64_t)n->n + 1)))
       return st;
   }
   return KITH_OK;
@@ -1362,7 +1399,7 @@ static kith_status_t upsert_run(upsert_t *u, const char *const *groups,
                                 int *changed)
 {
   kith_roster_node_t *n = u->node;
-  kith_roster_item_t *old = kith__roster_item_find_norm(n, u->key), *it;
+  kith_roster_item_t *old = item_find(n, u->hash, u->key), *it;
   kith_status_t st;
 
   if (old == NULL && n->n >= n->roster->max_items)
@@ -1404,7 +1441,9 @@ kith__roster_item_upsert_norm(kith_roster_node_t *node, const char *jid_norm,
     return st;
   if (jid_norm == NULL || jid_norm[0] == '\0' || strchr(jid_norm, '/'))
     return KITH_EINVAL;
-  memset(&u, 0, sizeof(u));
+  /* small[] is scratch that is written before it is read; clearing its
+   * 320 bytes for every item showed in profiles. */
+  memset(&u, 0, offsetof(upsert_t, small));
   u.node = node;
   u.key = jid_norm;
   u.hash = hash_str(jid_norm, &u.klen);
@@ -1454,18 +1493,17 @@ kith_status_t kith__roster_item_upsert(kith_roster_node_t *node,
 void kith__roster_item_remove_item(kith_roster_item_t *item)
 {
   kith_roster_node_t *n = item->node;
-  ix_src_t src = items_src(n);
   uint32_t i = item->index, last = n->n - 1;
   uint16_t g;
 
   notify(n, item, KITH__CHANGE_REMOVED);
-  ix_delete(&n->ix, &src, ix_slot_of(&n->ix, item->hash, i));
+  ix_delete(&n->ix, ix_slot_of(&n->ix, item->hash, i));
   if (i != last) {
     kith_roster_item_t *moved = n->items[last];
 
     n->items[i] = moved;
     moved->index = i;
-    n->ix.slot[ix_slot_of(&n->ix, moved->hash, last)] = i + 1;
+    n->ix.slot[ix_slot_of(&n->ix, moved->hash, last)].idx1 = i + 1;
   }
   n->n--;
   for (g = 0; g < item->ngroups; g++)

@@ -246,6 +246,16 @@ kith_roster_item_t *kith__roster_item_find_norm(const kith_roster_node_t *node,
                                                 const char *jid_norm);
 
 /**
+ * A hint: start loading what looking up `jid_norm` will read, so that an
+ * upsert or lookup of it soon after does not wait for memory. In a large
+ * roster the lookup is a cache miss (the index is many megabytes), and a
+ * roster result can issue the hint while it still reads the item. Any
+ * string is harmless; nothing changes.
+ */
+void kith__roster_item_prefetch(const kith_roster_node_t *node,
+                                const char *jid_norm);
+
+/**
  * Add or update the item for `jid` (any form; normalized to its bare JID).
  *
  * `name` NULL or "" means no name. `groups` holds `ngroups` names (may be

@@ -526,6 +526,9 @@ static kith__sync_req_t *stream_req(kith__sync_t *s, const kith_stanza_t *shell)
 void kith__sync_fetch_item(kith__sync_req_t *req, const kith_stanza_t *shell,
                            const kith_stanza_t *item)
 {
+  kith_roster_node_t *node;
+  const char *jid;
+
   if (req->result == NULL && (req->result = fetch_new(req->ctx)) == NULL) {
     kith__warn(req->ctx, "roster", "out of memory: roster item lost");
     return;
@@ -534,6 +537,12 @@ void kith__sync_fetch_item(kith__sync_req_t *req, const kith_stanza_t *shell,
     return; /* a second result with the same id: only the first counts */
   req->result->st = shell;
   req->result->given++;
+  /* Servers send JIDs normalized: the model's index slot for this one
+   * loads while the item is read (in a large roster it is a cache miss
+   * that otherwise stalls the upsert). */
+  if (req->sync && (node = kith__sync_self(req->sync)) != NULL &&
+      (jid = kith_stanza_attr(item, "jid")) != NULL)
+    kith__roster_item_prefetch(node, jid);
   kith__wire_roster_item(&req->result->walk, item, fetch_item, req,
                          &req->result->info);
 }

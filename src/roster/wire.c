@@ -108,8 +108,9 @@ int kith__wire_sub_from_name(const char *name)
 
   if (name == NULL)
     return -1;
+  /* Every roster item has one: the first letter picks the candidate. */
   for (i = 0; i < KITH__WIRE_SUB_COUNT; i++) {
-    if (strcmp(name, sub_names[i]) == 0)
+    if (name[0] == sub_names[i][0] && strcmp(name, sub_names[i]) == 0)
       return i;
   }
   return -1;
@@ -202,31 +203,29 @@ static int str_is(const char *s, const char *want)
 /* ------------------------------------------------------------------ */
 /* JIDs                                                                */
 
-/* A byte a normalized localpart holds as it is: printable ASCII except
- * upper case (nodeprep folds it) and what nodeprep prohibits. */
-static int local_byte_ok(unsigned char c)
-{
-  if (c <= 0x20 || c >= 0x7F || (c >= 'A' && c <= 'Z'))
-    return 0;
-  switch (c) {
-  case '"':
-  case '&':
-  case '\'':
-  case '/':
-  case ':':
-  case '<':
-  case '>':
-  case '@':
-    return 0;
-  default:
-    return 1;
-  }
-}
-
-static int label_byte_ok(unsigned char c)
-{
-  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
-}
+/*
+ * The bytes is_normal_bare() accepts, by value. L: a byte a normalized
+ * localpart holds as it is: printable ASCII (0x21-0x7E) except upper case
+ * (nodeprep folds it) and what nodeprep prohibits (" & ' / : < > @). H: a
+ * byte of a lower-case hostname label ('a'-'z', '0'-'9', '-'), which is an
+ * L too. Non-ASCII bytes are neither. A table, because this runs over
+ * every byte of every JID of a roster result.
+ */
+enum { JB_LOCAL = 1, JB_LABEL = 2 };
+#define L JB_LOCAL
+#define H (JB_LOCAL | JB_LABEL)
+static const unsigned char jid_bytes[256] = {
+    /* 0x00 */ 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    /* 0x10 */ 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    /* 0x20 */ 0, L, 0, L, L, L, 0, 0, L, L, L, L, L, H, L, 0,
+    /* 0x30 */ H, H, H, H, H, H, H, H, H, H, 0, L, 0, L, 0, L,
+    /* 0x40 */ 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    /* 0x50 */ 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, L, L, L, L, L,
+    /* 0x60 */ L, H, H, H, H, H, H, H, H, H, H, H, H, H, H, H,
+    /* 0x70 */ H, H, H, H, H, H, H, H, H, H, H, L, L, L, L, 0,
+};
+#undef L
+#undef H
 
 /*
  * Whether `s` is exactly what kith_jid_normalize(s, bare) would return,
@@ -238,40 +237,43 @@ static int label_byte_ok(unsigned char c)
  */
 static int is_normal_bare(const char *s)
 {
-  const char *at = strchr(s, '@'), *d = s, *label;
+  const unsigned char *d = (const unsigned char *)s, *domain, *label;
   int numeric = 1;
-  size_t i, n;
+  size_t n;
 
-  if (at) {
-    n = (size_t)(at - s);
+  /* A localpart runs to the first '@'. Every byte a domain label holds is
+   * one a localpart holds too, so stopping at any other byte (but the
+   * end) rules the string out either way. */
+  while (jid_bytes[*d] & JB_LOCAL)
+    d++;
+  if (*d == '@') {
+    n = (size_t)(d - (const unsigned char *)s);
     if (n == 0 || n > KITH_JID_PART_MAX)
       return 0;
-    for (i = 0; i < n; i++) {
-      if (!local_byte_ok((unsigned char)s[i]))
-        return 0;
-    }
-    d = at + 1;
+    domain = ++d;
+  } else if (*d == '\0') {
+    domain = d = (const unsigned char *)s;
+  } else {
+    return 0;
   }
-  for (i = 0, label = d;; i++) {
-    unsigned char c = (unsigned char)d[i];
-
-    if (c == '.' || c == '\0') {
-      n = (size_t)(d + i - label);
+  for (label = domain;; d++) {
+    if (*d == '.' || *d == '\0') {
+      n = (size_t)(d - label);
       if (n == 0 || n > LABEL_MAX || label[0] == '-' || label[n - 1] == '-')
         return 0;
-      if (c == '\0')
+      if (*d == '\0')
         break;
-      label = d + i + 1;
+      label = d + 1;
       numeric = 1;
-    } else if (!label_byte_ok(c)) {
+    } else if ((jid_bytes[*d] & JB_LABEL) == 0) {
       return 0;
-    } else if (c < '0' || c > '9') {
+    } else if (*d < '0' || *d > '9') {
       numeric = 0;
     }
   }
   /* A last label of digits only must be an IPv4 address; let the JID
    * module judge that. */
-  return i <= KITH_JID_PART_MAX && !numeric;
+  return (size_t)(d - domain) <= KITH_JID_PART_MAX && !numeric;
 }
 
 /* ------------------------------------------------------------------ */
@@ -475,16 +477,29 @@ static void read_item_attrs(const kith_stanza_t *el, item_attrs_t *a)
     const char *name = NULL, *value = NULL;
 
     kith_stanza_attr_at(el, i, &name, &value);
-    if (strcmp(name, "jid") == 0)
-      a->jid = value;
-    else if (strcmp(name, "name") == 0)
-      a->name = value;
-    else if (strcmp(name, "subscription") == 0)
-      a->sub = value;
-    else if (strcmp(name, "ask") == 0)
-      a->ask = value;
-    else if (strcmp(name, "approved") == 0)
-      a->approved = value;
+    /* The first letter picks the one candidate to compare with. */
+    switch (name[0]) {
+    case 'j':
+      if (strcmp(name, "jid") == 0)
+        a->jid = value;
+      break;
+    case 'n':
+      if (strcmp(name, "name") == 0)
+        a->name = value;
+      break;
+    case 's':
+      if (strcmp(name, "subscription") == 0)
+        a->sub = value;
+      break;
+    case 'a':
+      if (strcmp(name, "ask") == 0)
+        a->ask = value;
+      else if (strcmp(name, "approved") == 0)
+        a->approved = value;
+      break;
+    default:
+      break;
+    }
   }
 }
 

@@ -1,17 +1,42 @@
 /*
  * UTF-8 and XML 1.0 character rules.
  */
+#include <stdint.h>
 #include <string.h>
 
 #include "xml/chars.h"
+
+/* The high bit of each byte of a 64-bit word. */
+#define HIGH_BITS UINT64_C(0x8080808080808080)
+
+/* The index of the first byte at or after `i` that is not ASCII, or
+ * `len`. Eight bytes at a time first: XMPP is mostly ASCII, and the
+ * UTF-8 check sees every byte of the stream. */
+static size_t skip_ascii(const unsigned char *s, size_t i, size_t len)
+{
+  uint64_t w;
+
+  while (len - i >= sizeof(w)) {
+    memcpy(&w, s + i, sizeof(w));
+    if (w & HIGH_BITS)
+      break;
+    i += sizeof(w);
+  }
+  while (i < len && s[i] < 0x80)
+    i++;
+  return i;
+}
 
 size_t kith__utf8_scan(kith__utf8_t *st, const unsigned char *s, size_t len)
 {
   size_t i;
 
   for (i = 0; i < len; i++) {
-    unsigned char c = s[i];
+    unsigned char c;
 
+    if (st->need == 0 && (i = skip_ascii(s, i, len)) == len)
+      break;
+    c = s[i];
     if (st->need) {
       if (c < st->lo || c > st->hi)
         return i;
@@ -20,11 +45,9 @@ size_t kith__utf8_scan(kith__utf8_t *st, const unsigned char *s, size_t len)
       st->hi = 0xBF;
       continue;
     }
-    if (c < 0x80)
-      continue;
-    /* The lead byte fixes the length and, for E0, ED, F0 and F4, narrows
-     * the second byte to exclude overlong forms, surrogates and values
-     * above U+10FFFF (RFC 3629 section 4). */
+    /* A lead byte (ASCII was skipped). It fixes the length and, for E0,
+     * ED, F0 and F4, narrows the second byte to exclude overlong forms,
+     * surrogates and values above U+10FFFF (RFC 3629 section 4). */
     st->lo = 0x80;
     st->hi = 0xBF;
     if (c < 0xC2)

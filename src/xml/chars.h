@@ -1,9 +1,11 @@
 /*
  * Internal: UTF-8 and XML 1.0 character rules.
  *
- * The stream parser checks UTF-8 itself, byte by byte as input arrives, so
- * that a broken encoding is reported as such ("unsupported-encoding") rather
- * than as an anonymous invalid token. The builder API checks names and
+ * The stream parser checks UTF-8 itself as input arrives, so that a broken
+ * encoding is reported as such ("unsupported-encoding", RFC 6120 4.9.3.22)
+ * rather than as the anonymous invalid token expat reports for the same
+ * bytes: expat rejects malformed UTF-8 too, so the check adds the stream
+ * error's condition, not strictness. The builder API checks names and
  * character data so that the serializer can only ever write well-formed XML.
  */
 #ifndef KITH_XML_CHARS_H

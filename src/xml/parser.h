@@ -60,8 +60,11 @@ typedef struct kith__parser_cbs {
  * the stanza so far: the iq with its attributes, and the streamed child
  * with its attributes (a roster's 'ver'), holding `item` as its only child
  * element for the duration of the call. Both are borrowed for the call;
- * kith_stanza_parent(item) is the streamed child. The callback may call
- * kith__parser_stop() or kith__parser_reset() as the other callbacks may.
+ * kith_stanza_parent(item) is the streamed child. The item lives in memory
+ * the parser reuses for the next item (a roster's items cost no allocation
+ * each): keep nothing of it past the call but copies (kith_stanza_copy(),
+ * or strings copied out). The callback may call kith__parser_stop() or
+ * kith__parser_reset() as the other callbacks may.
  */
 typedef void (*kith__parser_item_cb)(void *ud, const kith_stanza_t *shell,
                                      const kith_stanza_t *item);

@@ -352,6 +352,55 @@ static void test_delivery_moment(void **state)
   free(doc);
 }
 
+/*
+ * The lexer that decides what goes to expat at once must not be fooled by
+ * '<' and '>' that are not markup: in CDATA, in quoted values of both
+ * kinds, and '>' in text. At every split point each stanza still arrives
+ * in the call that feeds its final '>', and the events are the same.
+ */
+static const char *const lookalikes[] = {
+    "<message><body><![CDATA[<x a='>'> \"<\" ]] >]]>z &gt; y</body></message>",
+    "<presence a='x>y&lt;' b=\"'>'\"/>",
+    "<message><body>a > b</body><x c='>' d=\">\"/></message>",
+    "<iq type='result' id='q'><query xmlns='jabber:iq:roster'><item "
+    "jid='a@b' name='&lt;]]>&apos;&quot;'/></query></iq>",
+    "<presence/>",
+};
+
+static void test_markup_lookalikes(void **state)
+{
+  kith__buf_t b;
+  size_t ends[8], nends = 0, i, k, len;
+  struct rec whole, r;
+
+  (void)state;
+  kith__buf_init(&b, NULL, 1 << 16);
+  assert_int_equal(kith__buf_adds(&b, HEADER), KITH_OK);
+  for (i = 0; i < sizeof(lookalikes) / sizeof(lookalikes[0]); i++) {
+    assert_int_equal(kith__buf_adds(&b, lookalikes[i]), KITH_OK);
+    ends[nends++] = b.len - 1;
+    assert_int_equal(kith__buf_adds(&b, "\n "), KITH_OK);
+  }
+  len = b.len;
+  rec_init(&whole, NULL);
+  assert_int_equal(feed_bytewise(&whole, b.data, len), KITH_OK);
+  /* The header, then each stanza at its last byte. */
+  assert_int_equal(whole.nev, (int)nends + 1);
+  for (i = 0; i < nends; i++)
+    assert_int_equal(whole.at[i + 1], ends[i]);
+  for (k = 0; k <= len; k++) {
+    rec_init(&r, NULL);
+    assert_int_equal(feed(&r, b.data, k), KITH_OK);
+    assert_int_equal(feed(&r, b.data + k, len - k), KITH_OK);
+    assert_string_equal(r.log.data, whole.log.data);
+    for (i = 0; i < nends; i++)
+      assert_int_equal(r.at[i + 1], ends[i] < k ? 0 : k);
+    rec_free(&r);
+  }
+  rec_free(&whole);
+  kith__buf_free(&b);
+}
+
 static void test_transcript(void **state)
 {
   struct rec whole, r;
@@ -794,6 +843,53 @@ static void test_forbidden_xml(void **state)
       rec_free(&r);
     }
     kith__buf_free(&doc);
+  }
+}
+
+/* The UTF-8 check reads ASCII eight bytes at a time: a bad byte, and a
+ * good sequence, at every offset around those words, fed whole and a
+ * byte at a time. */
+static void test_utf8_at_every_offset(void **state)
+{
+  static const char *const good[] = {"\xc3\xa9", "\xe2\x82\xac",
+                                     "\xf0\x9f\x98\x80", "\xef\xbf\xbd"};
+  static const char *const bad[] = {"\xff",         "\x80",
+                                    "\xc3\x28",     "\xc0\xaf",
+                                    "\xed\xa0\x80", "\xf4\x90\x80\x80",
+                                    "\xc3"};
+  size_t k, i;
+  int pass;
+
+  (void)state;
+  for (k = 0; k < 40; k++) {
+    for (i = 0; i < sizeof(good) / sizeof(good[0]) + 7; i++) {
+      int ok = i < sizeof(good) / sizeof(good[0]);
+      const char *seq = ok ? good[i] : bad[i - 4];
+      char body[128];
+      kith_status_t rc;
+
+      snprintf(body, sizeof(body), "<message>%.*s%s%.*s</message>", (int)k,
+               "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz", seq,
+               (int)(39 - k), "0123456789012345678901234567890123456789");
+      for (pass = 0; pass < 2; pass++) {
+        struct rec r;
+
+        rec_init(&r, NULL);
+        assert_int_equal(feed_str(&r, HEADER), KITH_OK);
+        rc = pass ? feed_bytewise(&r, body, strlen(body)) : feed_str(&r, body);
+        if (ok) {
+          assert_int_equal(rc, KITH_OK);
+          assert_int_equal(r.stanzas, 1);
+          assert_non_null(strstr(r.log.data, seq));
+        } else {
+          assert_int_equal(rc, KITH_EXML);
+          assert_string_equal(kith__parser_error_condition(r.p),
+                              "unsupported-encoding");
+          assert_int_equal(r.stanzas, 0);
+        }
+        rec_free(&r);
+      }
+    }
   }
 }
 
@@ -1286,12 +1382,245 @@ static void test_stream_depth_and_switch(void **state)
   rec_free(&r);
 }
 
+/*
+ * Items of every shape come out of the stream exactly as the same items
+ * built in the whole tree: namespaced and xml: attributes, entities,
+ * nested and foreign children, mixed text, xmlns='', empty elements, and
+ * an item too large for the parser's first block of item memory. At every
+ * split point of the input.
+ */
+static const char shapes_head[] =
+    "<iq type='result' id='r9'><query xmlns='jabber:iq:roster' ver='v9'>\n"
+    "<item jid='a@x' name='A &amp; B' subscription='both' xml:lang='en' "
+    "xmlns:e='urn:e' e:extra='1'><group>G1</group><group>G&lt;2</group>"
+    "<e:note>n<b>bold</b>tail &#x263A;</e:note></item>\n"
+    "<item/>\n"
+    "<item jid='b@x'><group></group><x xmlns=''>t<y/></x></item>"
+    "<other xmlns='urn:other' a=\"1\">text</other>"
+    "<item jid='c@x' name='";
+static const char shapes_tail[] = "'>text<group>G</group>more</item>\n"
+                                  "</query></iq>";
+
+static char *shapes_doc(size_t name_len, size_t *len)
+{
+  kith__buf_t b;
+  size_t i;
+  char *s;
+
+  kith__buf_init(&b, NULL, 1 << 20);
+  assert_int_equal(kith__buf_adds(&b, shapes_head), KITH_OK);
+  for (i = 0; i < name_len; i++)
+    assert_int_equal(kith__buf_addc(&b, (char)('a' + i % 26)), KITH_OK);
+  assert_int_equal(kith__buf_adds(&b, shapes_tail), KITH_OK);
+  s = kith__buf_take(&b, len);
+  kith__buf_free(&b);
+  return s;
+}
+
+/* The log on_item would write for each element child of the query of a
+ * result built whole (streaming off). */
+static void whole_items_log(const char *doc, size_t len, kith__buf_t *out)
+{
+  const kith_stanza_t *q, *c;
+  kith_stanza_t *iq = NULL;
+  char *s;
+
+  assert_int_equal(kith_stanza_parse(NULL, doc, len, &iq), KITH_OK);
+  q = kith_stanza_first_child(iq);
+  for (c = kith_stanza_first_child(q); c; c = kith_stanza_next(c)) {
+    assert_int_equal(kith_stanza_to_string(c, ROSTER_NS, &s, NULL), KITH_OK);
+    kith__buf_printf(out, "I %s id=r9 ver=v9\n", s);
+    kith_free(NULL, s);
+  }
+  kith_stanza_free(iq);
+}
+
+static void test_stream_item_shapes(void **state)
+{
+  size_t len, cut, hdr = strlen(HEADER);
+  char *doc = shapes_doc(5000, &len);
+  kith__buf_t want;
+  struct rec r;
+
+  (void)state;
+  kith__buf_init(&want, NULL, 1 << 20);
+  whole_items_log(doc, len, &want);
+  for (cut = 0; cut <= len; cut += cut < 700 || cut > len - 300 ? 1 : 97) {
+    rec_init(&r, NULL);
+    rec_stream(&r);
+    assert_int_equal(feed_str(&r, HEADER), KITH_OK);
+    kith__buf_reset(&r.log);
+    assert_int_equal(feed(&r, doc, cut), KITH_OK);
+    assert_int_equal(feed(&r, doc + cut, len - cut), KITH_OK);
+    assert_int_equal(r.stanzas, 1);
+    /* The items, in order, then the shell. */
+    assert_int_equal(strncmp(r.log.data, want.data, want.len), 0);
+    assert_non_null(strstr(r.log.data + want.len, "\nN 5\n"));
+    rec_free(&r);
+  }
+  (void)hdr;
+  kith__buf_free(&want);
+  free(doc);
+}
+
+/* What a callback takes from a streamed item is its own: a copy and
+ * joined text outlive the item, and nothing leaks. */
+struct taken {
+  kith_stanza_t *copies[8];
+  char *texts[8];
+  int n;
+};
+
+static void keep_item(void *ud, const kith_stanza_t *shell,
+                      const kith_stanza_t *item)
+{
+  struct taken *k = ud;
+  kith_stanza_t *copy = NULL;
+
+  (void)shell;
+  assert_true(k->n < 8);
+  assert_int_equal(kith_stanza_copy(item, &copy), KITH_OK);
+  assert_null(kith_stanza_parent(copy));
+  k->copies[k->n] = copy;
+  /* Mixed content: joined on demand, cached in the (streamed) element. */
+  k->texts[k->n] = kith__strdup(NULL, kith_stanza_text(item));
+  k->n++;
+}
+
+/* Replace "nsN" by "ns" for any number N, in place. */
+static void normalize_prefixes(char *s)
+{
+  char *out = s;
+
+  while (*s) {
+    *out++ = *s;
+    if (s[0] == 'n' && s[1] == 's' && s[2] >= '0' && s[2] <= '9') {
+      *out++ = 's';
+      for (s += 2; *s >= '0' && *s <= '9'; s++)
+        ;
+      continue;
+    }
+    s++;
+  }
+  *out = '\0';
+}
+
+static void test_stream_item_outlives_copy(void **state)
+{
+  struct counting c;
+  kith_allocator_t a = {c_malloc, c_realloc, c_free, &c};
+  kith_ctx_t *ctx;
+  struct taken k;
+  struct rec r;
+  kith__buf_t want, got;
+  size_t len, i;
+  char *doc = shapes_doc(5000, &len), *s;
+
+  (void)state;
+  memset(&c, 0, sizeof(c));
+  memset(&k, 0, sizeof(k));
+  kith__buf_init(&want, NULL, 1 << 20);
+  kith__buf_init(&got, NULL, 1 << 20);
+  whole_items_log(doc, len, &want);
+  assert_int_equal(kith_ctx_new(&a, &ctx), KITH_OK);
+  rec_init(&r, ctx);
+  assert_int_equal(kith__parser_set_item_stream(r.p, ROSTER_NS, keep_item, &k),
+                   KITH_OK);
+  assert_int_equal(feed_str(&r, HEADER), KITH_OK);
+  assert_int_equal(feed(&r, doc, len), KITH_OK);
+  rec_free(&r);
+  /* The parser is gone; the copies still read as the items did. */
+  assert_int_equal(k.n, 5);
+  assert_string_equal(k.texts[0], "");
+  assert_string_equal(k.texts[3], "text");
+  assert_string_equal(k.texts[4], "textmore");
+  for (i = 0; i < (size_t)k.n; i++) {
+    assert_int_equal(kith_stanza_to_string(k.copies[i], ROSTER_NS, &s, NULL),
+                     KITH_OK);
+    kith__buf_printf(&got, "I %s id=r9 ver=v9\n", s);
+    kith_free(ctx, s);
+    kith_stanza_free(k.copies[i]);
+    kith__free(NULL, k.texts[i]);
+  }
+  kith_ctx_free(ctx);
+  assert_int_equal(c.live, 0);
+  /* Namespace prefixes are the serializer's to pick (ns1, ns4, ...). */
+  normalize_prefixes(got.data);
+  normalize_prefixes(want.data);
+  assert_string_equal(got.data, want.data);
+  kith__buf_free(&want);
+  kith__buf_free(&got);
+  free(doc);
+}
+
+/* Streaming under a failing allocator: each allocation fails in turn;
+ * the parser reports it, recovers after a reset, and leaks nothing. */
+static void test_stream_alloc_failures(void **state)
+{
+  struct counting c;
+  kith_allocator_t a = {c_malloc, c_realloc, c_free, &c};
+  size_t len;
+  char *doc = shapes_doc(9000, &len);
+  long n;
+  int bytewise;
+
+  (void)state;
+  for (bytewise = 0; bytewise < 2; bytewise++) {
+    for (n = 1;; n++) {
+      kith_ctx_t *ctx;
+      kith__parser_t *p = NULL;
+      struct rec r;
+      kith_status_t rc;
+
+      memset(&c, 0, sizeof(c));
+      assert_int_equal(kith_ctx_new(&a, &ctx), KITH_OK);
+      c.fail_at = n + 1;
+      memset(&r, 0, sizeof(r));
+      kith__buf_init(&r.log, NULL, 1 << 20);
+      rc = kith__parser_new(ctx, &count_cbs, &r, &p);
+      r.p = p;
+      if (rc == KITH_OK)
+        rc = kith__parser_set_item_stream(p, ROSTER_NS, count_item, &r);
+      if (rc == KITH_OK) {
+        rc = feed_str(&r, HEADER);
+        if (rc == KITH_OK)
+          rc = bytewise ? feed_bytewise(&r, doc, len) : feed(&r, doc, len);
+        if (rc == KITH_OK) {
+          assert_int_equal(r.nev, 5);
+          assert_int_equal(r.stanzas, 1);
+        }
+      } else if (rc == KITH_ENOMEM) {
+        kith__parser_free(p); /* set_item_stream failed: nothing to feed */
+        p = NULL;
+      }
+      if (rc == KITH_ENOMEM && p) {
+        assert_string_equal(kith__parser_error_condition(p),
+                            "resource-constraint");
+        c.fail_at = 0;
+        assert_int_equal(kith__parser_reset(p), KITH_OK);
+        assert_int_equal(feed_str(&r, HEADER "<presence/>"), KITH_OK);
+      }
+      kith__parser_free(p);
+      kith__buf_free(&r.log);
+      kith_ctx_free(ctx);
+      assert_int_equal(c.live, 0);
+      if (!c.failed && rc == KITH_OK)
+        break;
+      if (rc != KITH_ENOMEM)
+        fail_msg("allocation %ld failed but got %s", n, kith_status_name(rc));
+    }
+    assert_true(n > 5);
+  }
+  free(doc);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_stream_events),
       cmocka_unit_test(test_every_split_point),
       cmocka_unit_test(test_delivery_moment),
+      cmocka_unit_test(test_markup_lookalikes),
       cmocka_unit_test(test_transcript),
       cmocka_unit_test(test_namespaces),
       cmocka_unit_test(test_stanza_size_limit),
@@ -1302,6 +1631,7 @@ int main(void)
       cmocka_unit_test(test_huge_start_tag_stopped_early),
       cmocka_unit_test(test_trickled_start_tag),
       cmocka_unit_test(test_forbidden_xml),
+      cmocka_unit_test(test_utf8_at_every_offset),
       cmocka_unit_test(test_errors_are_sticky),
       cmocka_unit_test(test_reset_from_callback),
       cmocka_unit_test(test_stop_from_callback),
@@ -1312,6 +1642,9 @@ int main(void)
       cmocka_unit_test(test_stream_big_roster),
       cmocka_unit_test(test_stream_limits),
       cmocka_unit_test(test_stream_depth_and_switch),
+      cmocka_unit_test(test_stream_item_shapes),
+      cmocka_unit_test(test_stream_item_outlives_copy),
+      cmocka_unit_test(test_stream_alloc_failures),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
