@@ -460,14 +460,27 @@ static void on_commit(void *ud, kith_roster_t *roster)
 
 typedef struct loading {
   kith__persist_t *p;
-  kith_roster_node_t *node;
+  kith_roster_t *roster;
+  const char *owner;
+  kith_roster_node_t *node; /* made on the store's first answer */
 } loading_t;
+
+/* The node being loaded, created when the store first says something of
+ * it: an owner the store does not know costs no node (a component gets
+ * stanzas for every JID of its domain). */
+static kith_status_t load_node(loading_t *l)
+{
+  if (l->node)
+    return KITH_OK;
+  return kith__roster_node_create_norm(l->roster, l->owner, &l->node);
+}
 
 static kith_status_t load_version(void *ud, const char *version)
 {
   loading_t *l = ud;
+  kith_status_t rc = load_node(l);
 
-  return kith__roster_node_set_version(l->node, version);
+  return rc != KITH_OK ? rc : kith__roster_node_set_version(l->node, version);
 }
 
 static kith_status_t load_item(void *ud, const kith_store_item_t *si)
@@ -478,10 +491,12 @@ static kith_status_t load_item(void *ud, const kith_store_item_t *si)
 
   if (si->jid == NULL || si->jid[0] == '\0')
     return KITH_ECORRUPT;
+  if ((rc = load_node(l)) != KITH_OK)
+    return rc;
   if (si->flags & KITH__STORE_STRANGER) {
     if (l->p->ext.stranger_loaded)
-      l->p->ext.stranger_loaded(l->p->ext.ud, kith_roster_node_owner(l->node),
-                                si->jid, si->flags & ~KITH__STORE_STRANGER);
+      l->p->ext.stranger_loaded(l->p->ext.ud, l->owner, si->jid,
+                                si->flags & ~KITH__STORE_STRANGER);
     return KITH_OK;
   }
   /* Stored JIDs were normalized when written; a row that is not one would
@@ -509,17 +524,17 @@ static kith_status_t loader(void *ud, kith_roster_t *roster, const char *owner,
   *out = NULL;
   if (p->store == NULL)
     return KITH_ENOTFOUND;
-  kith__roster_mute(roster, 1);
-  rc = kith__roster_node_create_norm(roster, owner, &l.node);
-  kith__roster_mute(roster, 0);
-  if (rc != KITH_OK)
-    return rc;
   l.p = p;
+  l.roster = roster;
+  l.owner = owner;
+  l.node = NULL;
   sink.version = load_version;
   sink.item = load_item;
   sink.ud = &l;
   kith__roster_mute(roster, 1);
   rc = kith_store_load(p->store, owner, &sink);
+  if (rc == KITH_OK)
+    rc = load_node(&l); /* known, with nothing in it */
   kith__roster_mute(roster, 0);
   if (rc == KITH_OK) {
     kith__roster_node_set_acct(l.node, 0);
@@ -528,7 +543,8 @@ static kith_status_t loader(void *ud, kith_roster_t *roster, const char *owner,
     return KITH_OK;
   }
   /* Nothing half-loaded stays. */
-  kith__roster_evict(roster, &l.node, 1);
+  if (l.node)
+    kith__roster_evict(roster, &l.node, 1);
   if (rc == KITH_ENOTFOUND)
     return rc;
   report(p, rc, owner, "reading the roster of");
