@@ -34,29 +34,13 @@ import sys
 
 import slixmpp
 
+from labenv import load_lab_env, wait_until
+
 STEP_TIMEOUT = 15.0
 
 
-def load_lab_env():
-    path = os.environ.get("KITH_LAB_ENV")
-    if not path:
-        sys.exit("KITH_LAB_ENV is not set")
-    env = {}
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            line = line.strip()
-            if line and not line.startswith("#") and "=" in line:
-                key, value = line.split("=", 1)
-                env[key] = value
-    return env
-
-
-async def wait_until(loop, cond, what):
-    deadline = loop.time() + STEP_TIMEOUT
-    while not cond():
-        if loop.time() > deadline:
-            raise RuntimeError("timed out waiting for %s" % what())
-        await asyncio.sleep(0.05)
+def wait_until_step(loop, cond, what):
+    return wait_until(loop, cond, what, STEP_TIMEOUT)
 
 
 async def run(env, account, owner, owner_status, status_1, status_2):
@@ -136,11 +120,11 @@ async def run(env, account, owner, owner_status, status_1, status_2):
                        seen["subscribed"], seen["subscribe"], seen["full"],
                        seen["bare_presence"]))
 
-        await wait_until(loop, mutual, mutual_state)
+        await wait_until_step(loop, mutual, mutual_state)
         xmpp.send_presence(pshow="chat", pstatus=status_2, ppriority=1)
         xmpp.send_message(mto=seen["full"], mbody="peer-ok", mtype="chat")
         said_ok = True
-        await wait_until(loop, lambda: seen["offline"],
+        await wait_until_step(loop, lambda: seen["offline"],
                          lambda: "unavailable from %s" % seen["full"])
         await asyncio.wait_for(xmpp.del_roster_item(owner), STEP_TIMEOUT)
         print("slixmpp component peer: ok", flush=True)

@@ -29,21 +29,9 @@ import sys
 
 import slixmpp
 
+from labenv import load_lab_env
+
 STEP_TIMEOUT = 25.0
-
-
-def load_lab_env():
-    path = os.environ.get("KITH_LAB_ENV")
-    if not path:
-        sys.exit("KITH_LAB_ENV is not set")
-    env = {}
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            line = line.strip()
-            if line and not line.startswith("#") and "=" in line:
-                key, value = line.split("=", 1)
-                env[key] = value
-    return env
 
 
 async def run(env, mode, account, kith_jid, kith_status, status_1, status_2):

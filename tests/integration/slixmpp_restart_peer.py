@@ -28,29 +28,13 @@ import sys
 
 import slixmpp
 
+from labenv import load_lab_env, wait_until
+
 STEP_TIMEOUT = 15.0
 
 
-def load_lab_env():
-    path = os.environ.get("KITH_LAB_ENV")
-    if not path:
-        sys.exit("KITH_LAB_ENV is not set")
-    env = {}
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            line = line.strip()
-            if line and not line.startswith("#") and "=" in line:
-                key, value = line.split("=", 1)
-                env[key] = value
-    return env
-
-
-async def wait_until(loop, cond, what):
-    deadline = loop.time() + STEP_TIMEOUT
-    while not cond():
-        if loop.time() > deadline:
-            raise RuntimeError("timed out waiting for %s" % what)
-        await asyncio.sleep(0.05)
+def wait_until_step(loop, cond, what):
+    return wait_until(loop, cond, what, STEP_TIMEOUT)
 
 
 async def session(env, account, owner, seen):
@@ -98,18 +82,18 @@ async def run(env, account, owner, go_file):
         item = xmpp.client_roster[owner]
         return item["subscription"] == "both" and not item["pending_out"]
 
-    await wait_until(loop, mutual, "subscription both with " + owner)
+    await wait_until_step(loop, mutual, "subscription both with " + owner)
     await asyncio.wait_for(xmpp.disconnect(wait=2.0), STEP_TIMEOUT)
 
     # 2. After the component's restart, log in again: the server probes.
-    await wait_until(loop, lambda: os.path.exists(go_file), go_file)
+    await wait_until_step(loop, lambda: os.path.exists(go_file), go_file)
     del seen[:]
     xmpp = await session(env, account, owner, seen)
     try:
         if xmpp.client_roster[owner]["subscription"] != "both":
             raise RuntimeError("roster lost 'both' with %s" % owner)
         xmpp.send_presence(pshow="chat", ppriority=1)
-        await wait_until(loop, lambda: "unavailable" in seen or
+        await wait_until_step(loop, lambda: "unavailable" in seen or
                          "unsubscribed" in seen,
                          "the answer to the probe of " + owner)
         if "unsubscribed" in seen:

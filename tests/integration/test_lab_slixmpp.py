@@ -15,22 +15,9 @@ import sys
 
 import slixmpp
 
+from labenv import load_lab_env
+
 STEP_TIMEOUT = 15.0
-
-
-def load_lab_env():
-    path = os.environ.get("KITH_LAB_ENV")
-    if not path:
-        sys.exit("KITH_LAB_ENV is not set: run through ctest, or export "
-                 "KITH_LAB_ENV=DIR/lab.env after tests/lab/lab.sh start DIR")
-    env = {}
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            line = line.strip()
-            if line and not line.startswith("#") and "=" in line:
-                key, value = line.split("=", 1)
-                env[key] = value
-    return env
 
 
 def make_client(env, jid, password, ca_file):
